@@ -1,0 +1,36 @@
+# The two front-door commands: `make demo` and `make test`. Both create .venv
+# with `python3 -m venv` and install the pinned requirements into it when it is
+# missing or when a requirements file or setup.py changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA_DIR ?= data
+RUN_DIR ?= runs/demo
+
+.PHONY: setup test data demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-test.txt requirements-peer.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	# the peer generator asks for tensorflow~=2.20 but runs beside 2.21: no deps
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-peer.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+test: $(STAMP) data
+	$(PY) -m pytest -q
+
+data: $(STAMP)
+	$(PY) -m pipeline.sample_data --data_dir $(DATA_DIR)
+
+demo: data
+	bash scripts/demo.sh $(PY) $(DATA_DIR) $(RUN_DIR)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_encode.py
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR)

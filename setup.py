@@ -1,0 +1,37 @@
+"""The package and its console scripts; also what Beam ships to remote workers.
+
+    pip install -e .                       # local development
+    python -m pipeline.create_pretraining_data ... --setup_file ./setup.py   # Dataflow/Flink/Spark
+
+install_requires names the direct dependencies at the versions of
+requirements.txt (the full lock), so remote Beam workers get the same stack.
+"""
+
+import setuptools
+
+setuptools.setup(
+    name="bert-pipeline",
+    version="0.1.0",
+    description="BERT pretraining data (Apache Beam), training (Keras, keras-hub), "
+    "export (TF Serving) and fine-tuning on TensorFlow",
+    packages=["tfrecords", "pipeline", "model"],
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tensorflow-text==2.21.1",
+        "keras==3.15.1",
+        "keras-hub==0.32.0",
+        "apache-beam==2.77.0",
+        "absl-py==2.5.1",
+        "google-crc32c==1.9.0",
+        "mwparserfromhell==0.7.2",
+        "blingfire==0.1.8",
+        "tokenizers==0.23.3",
+    ],
+    entry_points={
+        "console_scripts": [
+            "bert-inspect=tfrecords.inspect:run",
+            "bert-sample-data=pipeline.sample_data:run",
+        ],
+    },
+)
