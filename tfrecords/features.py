@@ -18,7 +18,8 @@ prediction leave out next_sentence_labels.
 import dataclasses
 from typing import Dict, Mapping, Optional
 
-import tensorflow as tf
+# TensorFlow is imported only where a tf object is built (parse_features):
+# Beam workers use this module and must not pay ~400 MB for TensorFlow.
 
 INT64 = "int64"
 FLOAT = "float"
@@ -85,8 +86,10 @@ class FeatureSpec:
             out["next_sentence_labels"] = (INT64, 1)
         return out
 
-    def parse_features(self) -> Dict[str, tf.io.FixedLenFeature]:
+    def parse_features(self) -> dict:
         """The `tf.io.parse_example` spec for these features."""
+        import tensorflow as tf
+
         dtypes = {INT64: tf.int64, FLOAT: tf.float32}
         return {
             name: tf.io.FixedLenFeature([length], dtypes[dtype])
@@ -129,7 +132,7 @@ class FeatureSpec:
         return spec
 
     @classmethod
-    def from_example(cls, example: tf.train.Example, source: str) -> "FeatureSpec":
+    def from_example(cls, example, source: str) -> "FeatureSpec":
         """Infers the spec of a record written by us or by another tool.
 
         Accepts Model Garden's v2 names (input_word_ids, input_type_ids).
@@ -150,7 +153,7 @@ class FeatureSpec:
         spec.check_found(found, source)
         return spec
 
-    def check_example(self, example: tf.train.Example, source: str) -> None:
+    def check_example(self, example, source: str) -> None:
         """Raises FeatureSpecError naming `source` unless the record fits the spec."""
         self.check_found(describe_example(example), source)
 
@@ -175,7 +178,7 @@ class FeatureSpec:
             )
 
 
-def describe_example(example: tf.train.Example) -> Dict[str, tuple]:
+def describe_example(example) -> Dict[str, tuple]:
     """Feature name (google-research spelling) -> (dtype name, length) of a record."""
     found = {}
     for name, feature in example.features.feature.items():

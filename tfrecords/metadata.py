@@ -7,15 +7,16 @@ calls `open_dataset()`, which refuses a directory without COMPLETED, a
 missing, extra or resized (truncated) shard, and metadata that does not
 parse, each with one message naming the path.
 
-All I/O goes through tf.io.gfile, so local paths, gs:// and s3:// work alike.
+All I/O goes through tf.io.gfile, so local paths, gs:// and s3:// work alike;
+TensorFlow is imported only inside the functions that touch files, so a Beam
+pipeline can finalize with its own file system (see `finalize_dataset`)
+without loading TensorFlow.
 """
 
 import dataclasses
 import json
 import posixpath
-from typing import Dict, List, Mapping, Optional
-
-import tensorflow as tf
+from typing import Callable, Dict, List, Mapping, Optional
 
 from tfrecords.features import FeatureSpec, FeatureSpecError
 from tfrecords.shards import DatasetError, count_records, list_shards
@@ -27,12 +28,45 @@ STATS_FILE = "stats.json"
 COMPLETED_FILE = "COMPLETED"
 VOCAB_FILE = "vocab.txt"
 
-def _write_json(path: str, data: Mapping) -> None:
+
+def _gfile_write(path: str, text: str) -> None:
+    import tensorflow as tf
+
     with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        f.write(text)
+
+
+def _to_json(data: Mapping) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def measure_shards(directory: str) -> Dict[str, List[dict]]:
+    """Split -> [{file, bytes, records}] for the shards in `directory`.
+
+    Counting reads every shard once more (~450 MB/s here) and checks each
+    CRC, so a dataset is never marked COMPLETED over a bad shard.
+    """
+    import tensorflow as tf
+
+    splits = list_shards(directory)
+    if not splits:
+        raise DatasetError(f"{directory} holds no shards named <split>-NNNNN-of-MMMMM.tfrecord[.gz]")
+    return {
+        split: [
+            {
+                "file": name,
+                "bytes": tf.io.gfile.stat(posixpath.join(directory, name)).length,
+                "records": count_records(posixpath.join(directory, name)),
+            }
+            for name in names
+        ]
+        for split, names in splits.items()
+    }
 
 
 def _read_json(path: str) -> dict:
+    import tensorflow as tf
+
     try:
         with tf.io.gfile.GFile(path, "r") as f:
             return json.loads(f.read())
@@ -49,6 +83,8 @@ def finalize_dataset(
     generation: Mapping,
     inputs: List[str],
     stats: Mapping,
+    shards: Optional[Mapping[str, List[dict]]] = None,
+    write_file: Optional[Callable[[str, str], None]] = None,
 ) -> dict:
     """Writes info.json (with the shard manifest), stats.json, then COMPLETED.
 
@@ -58,6 +94,9 @@ def finalize_dataset(
         generation: every generation parameter (max_seq_length, masking, seed...).
         inputs: the input files or patterns the dataset was made from.
         stats: documents, sentences, tokens, instances, skipped-by-reason counts.
+        shards: the manifest, split -> [{file, bytes, records}], when the
+            writer already knows it; by default it is measured from the files.
+        write_file: writes a text file (path, text); default tf.io.gfile.
 
     Returns:
         The info dict written.
@@ -67,21 +106,7 @@ def finalize_dataset(
         ...                  generation={"dupe_factor": 10}, inputs=["wiki.xml.bz2"],
         ...                  stats={"instances": 0})  # doctest: +SKIP
     """
-    splits = list_shards(directory)
-    if not splits:
-        raise DatasetError(f"{directory} holds no shards named <split>-NNNNN-of-MMMMM.tfrecord[.gz]")
-    shards = {}
-    for split, names in splits.items():
-        # Counting reads every shard once more (~450 MB/s here) and checks
-        # each CRC, so a dataset is never marked COMPLETED over a bad shard.
-        shards[split] = [
-            {
-                "file": name,
-                "bytes": tf.io.gfile.stat(posixpath.join(directory, name)).length,
-                "records": count_records(posixpath.join(directory, name)),
-            }
-            for name in names
-        ]
+    shards = shards if shards is not None else measure_shards(directory)
     info = {
         "format_version": FORMAT_VERSION,
         "project_version": PROJECT_VERSION,
@@ -90,10 +115,10 @@ def finalize_dataset(
         "inputs": list(inputs),
         "shards": shards,
     }
-    _write_json(posixpath.join(directory, INFO_FILE), info)
-    _write_json(posixpath.join(directory, STATS_FILE), dict(stats))
-    with tf.io.gfile.GFile(posixpath.join(directory, COMPLETED_FILE), "w") as f:
-        f.write("complete\n")
+    write = write_file or _gfile_write
+    write(posixpath.join(directory, INFO_FILE), _to_json(info))
+    write(posixpath.join(directory, STATS_FILE), _to_json(dict(stats)))
+    write(posixpath.join(directory, COMPLETED_FILE), "complete\n")
     return info
 
 
@@ -134,6 +159,8 @@ class Dataset:
 
     @property
     def vocab_file(self) -> Optional[str]:
+        import tensorflow as tf
+
         path = posixpath.join(self.directory, VOCAB_FILE)
         return path if tf.io.gfile.exists(path) else None
 
@@ -157,6 +184,8 @@ def open_dataset(directory: str) -> Dataset:
         >>> ds.spec.max_seq_length  # doctest: +SKIP
         128
     """
+    import tensorflow as tf
+
     directory = directory.rstrip("/")
     if not tf.io.gfile.isdir(directory):
         raise DatasetError(f"{directory} is not a directory")

@@ -7,7 +7,8 @@ compressed; the suffix alone decides how a file is read.
 import re
 from typing import Dict, List, Optional
 
-import tensorflow as tf
+# TensorFlow is imported inside the functions that read files, so that
+# shard naming and DatasetError are usable where TensorFlow is not loaded.
 
 SHARD_RE = re.compile(
     r"^(?P<split>[A-Za-z0-9_]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord(?P<gz>\.gz)?$"
@@ -25,6 +26,8 @@ def shard_name(split: str, index: int, count: int, compressed: bool = False) -> 
 
 def list_shards(directory: str) -> Dict[str, List[str]]:
     """Split name -> sorted shard file names found in `directory`."""
+    import tensorflow as tf
+
     splits: Dict[str, List[str]] = {}
     for name in tf.io.gfile.listdir(directory):
         match = SHARD_RE.match(name.rstrip("/"))
@@ -42,6 +45,8 @@ def first_record(path: str) -> Optional[bytes]:
 
     Raises DatasetError naming the file when it cannot be read as TFRecord.
     """
+    import tensorflow as tf
+
     try:
         for record in tf.data.TFRecordDataset(path, compression_type=compression_type(path)).take(1):
             return record.numpy()
@@ -59,6 +64,8 @@ def count_records(path: str) -> int:
     Raises DatasetError naming the file when it is truncated or corrupted
     (TensorFlow's own DataLossError does not say which file).
     """
+    import tensorflow as tf
+
     dataset = tf.data.TFRecordDataset(path, compression_type=compression_type(path))
     try:
         # Batched: counting record by record costs ~50 us a record, in batches
