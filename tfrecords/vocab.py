@@ -2,42 +2,51 @@
 
 from typing import List
 
-import tensorflow as tf
-
 from tfrecords.shards import DatasetError
 
 
-def read_vocab(path: str) -> List[str]:
-    """The tokens of a vocab.txt, index = id (trailing newline and spaces removed).
+def parse_vocab(raw: bytes, source: str) -> List[str]:
+    """The tokens of vocab.txt bytes, index = id; errors name `source`.
 
-    Raises DatasetError naming the file when it is missing, empty, not UTF-8,
-    or lists a token twice.
+    Raises DatasetError when the bytes are empty, not UTF-8, or list a token
+    twice (a duplicate would silently shift every later id).
+
+    Example:
+        >>> parse_vocab(b"[PAD]\\n[UNK]\\nthe\\n", "vocab.txt")
+        ['[PAD]', '[UNK]', 'the']
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"vocabulary file {source} is not UTF-8 ({e})") from None
+    tokens = [line.strip() for line in text.splitlines()]
+    while tokens and not tokens[-1]:
+        tokens.pop()
+    if not tokens:
+        raise DatasetError(f"vocabulary file {source} is empty")
+    seen = {}
+    for index, token in enumerate(tokens):
+        if token in seen:
+            raise DatasetError(
+                f"vocabulary file {source} lists {token!r} twice (lines {seen[token] + 1} "
+                f"and {index + 1})")
+        seen[token] = index
+    return tokens
+
+
+def read_vocab(path: str) -> List[str]:
+    """The tokens of a vocab.txt (local, gs://, s3://), index = id.
 
     Example:
         >>> tokens = read_vocab("tests/fixtures/vocab.txt")  # doctest: +SKIP
         >>> tokens[0]  # doctest: +SKIP
         '[PAD]'
     """
+    import tensorflow as tf
+
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             raw = f.read()
     except tf.errors.NotFoundError:
         raise DatasetError(f"vocabulary file {path} does not exist") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"vocabulary file {path} is not UTF-8 ({e})") from None
-    tokens = [line.strip() for line in text.splitlines()]
-    while tokens and not tokens[-1]:
-        tokens.pop()
-    if not tokens:
-        raise DatasetError(f"vocabulary file {path} is empty")
-    seen = {}
-    for index, token in enumerate(tokens):
-        if token in seen:
-            raise DatasetError(
-                f"vocabulary file {path} lists {token!r} twice (lines {seen[token] + 1} "
-                f"and {index + 1})"
-            )
-        seen[token] = index
-    return tokens
+    return parse_vocab(raw, path)

@@ -1,0 +1,266 @@
+"""The Beam transforms of the pretraining-data job, each a named PTransform.
+
+    files ─ReadCorpus─▶ (split, doc key, text) ─BucketDocuments─▶ (split, bucket) -> docs
+          ─CreateInstanceShards─▶ piece files + stats ─MergeShards─▶ shards + manifest
+
+Randomness is derived, never global: the split and bucket of a document come
+from a hash of (seed, its file's index, its ordinal in the file); a bucket's
+random source from (seed, split, bucket). So the same inputs and seed give
+the same bytes however the runner distributes the work.
+"""
+
+import collections
+import hashlib
+import random
+import sys
+import time
+from typing import Dict, List
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import readers
+from pipeline.instances import InstanceConfig, SpecialIds, create_instances
+from pipeline.text import split_sentences
+from pipeline.tokenization import BertTokenizer, load_vocab
+from pipeline.writer import merge_shard, write_pieces
+from tfrecords.encode import InstanceEncoder
+from tfrecords.features import spec_from_lengths
+
+STATS = "stats"
+NAMESPACE = "pretraining_data"
+
+
+def derive_seed(seed: int, *parts) -> int:
+    """A 64-bit seed from the base seed and a key (stable across processes and runs)."""
+    key = ":".join(str(p) for p in (seed, *parts)).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+def unit_hash(seed: int, *parts) -> float:
+    """A uniform number in [0, 1) from the seed and a key."""
+    return derive_seed(seed, *parts) / 2.0 ** 64
+
+
+class _Progress:
+    """Prints a worker's progress to stderr at most every `every` seconds."""
+
+    def __init__(self, what: str, every: float = 10.0):
+        self.what, self.every = what, every
+        self.start = self.last = time.time()
+        self.count = 0
+
+    def add(self, n: int, detail: str = "") -> None:
+        self.count += n
+        now = time.time()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = self.count / max(now - self.start, 1e-9)
+            print(f"[{self.what}] {self.count:,} so far ({rate:,.0f}/s) {detail}",
+                  file=sys.stderr, flush=True)
+
+
+class ReadFileFn(beam.DoFn):
+    """(file index, path) -> (split, doc key, (units, presplit)); stats on a side output."""
+
+    def __init__(self, input_format: str, text_field: str, seed: int, eval_fraction: float):
+        self.input_format, self.text_field = input_format, text_field
+        self.seed, self.eval_fraction = seed, eval_fraction
+
+    def setup(self):
+        self.progress = _Progress("documents read")
+
+    def process(self, element):
+        file_index, path = element
+        skipped = collections.Counter()
+
+        def skip(reason):
+            skipped[reason] += 1
+            beam.metrics.Metrics.counter(NAMESPACE, f"skipped_{reason}").inc()
+
+        documents = 0
+        with FileSystems.open(path, compression_type="uncompressed") as f:
+            for doc in readers.read_documents(path, f, self.input_format, skip, self.text_field):
+                key = f"{file_index:06d}:{doc.ordinal:010d}"
+                split = ("eval" if self.eval_fraction and
+                         unit_hash(self.seed, "split", key) < self.eval_fraction else "train")
+                documents += 1
+                self.progress.add(1, f"({path})")
+                yield split, key, (doc.units, doc.presplit)
+        beam.metrics.Metrics.counter(NAMESPACE, "documents_read").inc(documents)
+        stats = {f"skipped_{reason}": n for reason, n in skipped.items()}
+        stats["input_files"] = 1
+        yield beam.pvalue.TaggedOutput(STATS, stats)
+
+
+class ReadCorpus(beam.PTransform):
+    """Reads every input file into documents, each tagged with its split."""
+
+    def __init__(self, files: List[str], input_format: str, text_field: str, seed: int,
+                 eval_fraction: float):
+        super().__init__()
+        self.files, self.input_format, self.text_field = files, input_format, text_field
+        self.seed, self.eval_fraction = seed, eval_fraction
+
+    def expand(self, root):
+        return (
+            root
+            | "ListFiles" >> beam.Create(list(enumerate(self.files)))
+            | "ReshuffleFiles" >> beam.Reshuffle()
+            | "ReadDocuments" >> beam.ParDo(
+                ReadFileFn(self.input_format, self.text_field, self.seed, self.eval_fraction)
+            ).with_outputs(STATS, main="documents")
+        )
+
+
+class BucketDocuments(beam.PTransform):
+    """Groups documents into random buckets of about bucket_size, per split."""
+
+    def __init__(self, seed: int, bucket_size: int):
+        super().__init__()
+        self.seed, self.bucket_size = seed, bucket_size
+
+    def expand(self, documents):
+        counts = (
+            documents
+            | "KeyBySplit" >> beam.Map(lambda d: (d[0], 1))
+            | "CountPerSplit" >> beam.CombinePerKey(sum)
+        )
+        seed, size = self.seed, self.bucket_size
+
+        def assign(doc, counts):
+            split, key, text = doc
+            buckets = max(1, round(dict(counts)[split] / size))
+            bucket = derive_seed(seed, "bucket", key) % buckets
+            return (split, bucket), (key, text)
+
+        return (
+            documents
+            | "AssignBucket" >> beam.Map(assign, counts=beam.pvalue.AsList(counts))
+            | "GroupByBucket" >> beam.GroupByKey()
+        )
+
+
+class CreateInstancesFn(beam.DoFn):
+    """((split, bucket), docs) -> piece descriptors; stats on a side output."""
+
+    def __init__(self, config, staging: str, num_shards: Dict[str, int]):
+        self.config, self.staging, self.num_shards = config, staging, num_shards
+
+    def setup(self):
+        c = self.config
+        vocab = load_vocab(c.vocab_file)
+        self.tokenizer = BertTokenizer(vocab, c.do_lower_case, source=c.vocab_file)
+        t = self.tokenizer
+        self.ids = SpecialIds(t.cls_id, t.sep_id, t.mask_id, t.is_continuation, t.replacement_ids)
+        self.encoder = InstanceEncoder(
+            spec_from_lengths(c.max_seq_length, c.max_predictions_per_seq, masking=c.masking,
+                              next_sentence=c.next_sentence_prediction),
+            vocab_size=len(vocab))
+        self.instance_config = c.instance_config()
+        self.progress = _Progress("instances written")
+
+    def _tokenize(self, docs, stats) -> List[List[List[int]]]:
+        """Sentence-split and tokenize a bucket's documents (one tokenizer batch)."""
+        sentences_per_doc = []
+        for _, (units, presplit) in docs:
+            sentences_per_doc.append(units if presplit else split_sentences(units))
+        flat = [s for doc in sentences_per_doc for s in doc]
+        ids = self.tokenizer.tokenize_batch(flat)
+        cap = self.config.max_seq_length
+        tokenized, k = [], 0
+        for sentences in sentences_per_doc:
+            doc = []
+            for sentence_ids in ids[k:k + len(sentences)]:
+                if len(sentence_ids) > cap:
+                    # Only max_seq_length tokens of a sentence can ever be used;
+                    # capping keeps truncation linear on a 1 MB "sentence".
+                    stats["long_sentences_truncated"] += 1
+                    sentence_ids = sentence_ids[:cap]
+                if sentence_ids:
+                    doc.append(sentence_ids)
+            k += len(sentences)
+            if not doc:
+                stats["skipped_empty_document"] += 1
+                continue
+            if len(doc) == 1:
+                stats["one_sentence_documents"] += 1
+            stats["documents"] += 1
+            stats["sentences"] += len(doc)
+            stats["tokens"] += sum(len(s) for s in doc)
+            tokenized.append(doc)
+        return tokenized
+
+    def process(self, element):
+        (split, bucket), docs = element
+        docs = sorted(docs)  # by key: the runner's grouping order is not stable
+        stats = collections.Counter()
+        documents = self._tokenize(docs, stats)
+        c = self.config
+        rng = random.Random(derive_seed(c.random_seed, "instances", split, bucket))
+        records = []
+        for _ in range(c.dupe_factor):
+            for inst in create_instances(documents, self.instance_config, rng, self.ids, stats):
+                records.append(self.encoder.encode(*inst))
+        order = random.Random(derive_seed(c.random_seed, "shuffle", split, bucket))
+        order.shuffle(records)
+        shards = self.num_shards[split]
+        by_shard: Dict[int, List[bytes]] = collections.defaultdict(list)
+        for record in records:
+            by_shard[order.randrange(shards)].append(record)
+        for piece in write_pieces(self.staging, split, bucket, by_shard):
+            yield piece
+        stats[f"{split}_instances"] += len(records)
+        beam.metrics.Metrics.counter(NAMESPACE, "instances").inc(len(records))
+        self.progress.add(len(records), f"(bucket {split}/{bucket})")
+        yield beam.pvalue.TaggedOutput(STATS, dict(stats))
+
+
+def sum_stats(dicts) -> dict:
+    total = collections.Counter()
+    for d in dicts:
+        total.update(d)
+    return dict(sorted(total.items()))
+
+
+class MergeShardsFn(beam.DoFn):
+    """(split, shard) -> its manifest entry, after concatenating its pieces."""
+
+    def __init__(self, staging: str, num_shards: Dict[str, int], compress: bool):
+        self.staging, self.num_shards, self.compress = staging, num_shards, compress
+
+    def process(self, element):
+        (split, shard), pieces = element
+        pieces = [(bucket, count) for bucket, count in pieces if bucket is not None]
+        yield split, merge_shard(self.staging, split, shard, self.num_shards[split], pieces,
+                                 self.compress)
+
+
+class MergeShards(beam.PTransform):
+    """Turns piece descriptors into whole shards; yields (split, manifest entry)."""
+
+    def __init__(self, staging: str, num_shards: Dict[str, int], compress: bool):
+        super().__init__()
+        self.staging, self.num_shards, self.compress = staging, num_shards, compress
+
+    def expand(self, pieces):
+        every_shard = [((split, s), (None, 0)) for split, n in sorted(self.num_shards.items())
+                       for s in range(n)]
+        keyed = pieces | "KeyPieceByShard" >> beam.Map(
+            lambda p: ((p[0], p[1]), (p[2], p[3])))
+        return (
+            (keyed, keyed.pipeline | "EveryShard" >> beam.Create(every_shard))
+            | "FlattenPieces" >> beam.Flatten()
+            | "GroupPiecesByShard" >> beam.GroupByKey()
+            | "ConcatenatePieces" >> beam.ParDo(
+                MergeShardsFn(self.staging, self.num_shards, self.compress))
+        )
+
+
+def make_shard_plan(eval_fraction: float, num_shards: int, num_eval_shards: int
+                    ) -> Dict[str, int]:
+    plan = {"train": num_shards}
+    if eval_fraction:
+        plan["eval"] = num_eval_shards
+    return plan
+

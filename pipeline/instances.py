@@ -1,0 +1,177 @@
+"""Training instances from tokenized documents: google-research/bert's algorithm.
+
+For each document, sentences are gathered into a chunk until the chunk
+reaches a target length (max_seq_length - 3, or with probability
+short_seq_prob a random length in [2, max]); a random split point makes
+segment A; segment B is the rest of the chunk (label 0) or, half of the
+time, text from a random start in a *different* document (label 1), the
+unused sentences of the chunk being put back. The pair is truncated from a
+random end of the longer segment until it fits. Then masking
+(pipeline.masking), unless masking is dynamic.
+
+The reference draws the random document from the whole corpus held in
+memory; here it is drawn from the document's bucket (a few thousand
+documents chosen at random by hash), which keeps memory bounded.
+
+Without next-sentence prediction (RoBERTa's DOC-SENTENCES), consecutive
+sentences of a document are packed into one segment up to the target length.
+"""
+
+import dataclasses
+import random
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
+
+from pipeline.masking import MaskingConfig, mask_tokens
+
+Sentence = List[int]
+TokenizedDocument = List[Sentence]
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceConfig:
+    """Generation parameters (google-research/bert's names and defaults)."""
+
+    max_seq_length: int = 128
+    short_seq_prob: float = 0.1
+    next_sentence_prediction: bool = True
+    masking: str = "static"  # or "dynamic": no masked_lm_* features
+    masked: MaskingConfig = MaskingConfig()
+
+
+class Instance(NamedTuple):
+    """One training instance, unpadded."""
+
+    input_ids: List[int]
+    segment_ids: List[int]
+    masked_lm_positions: Optional[List[int]]
+    masked_lm_ids: Optional[List[int]]
+    next_sentence_label: Optional[int]
+
+
+@dataclasses.dataclass
+class SpecialIds:
+    cls_id: int
+    sep_id: int
+    mask_id: int
+    is_continuation: Sequence[bool]
+    replacement_ids: Sequence[int]
+
+
+def truncate_pair(a: List[int], b: List[int], max_tokens: int, rng: random.Random) -> None:
+    """Trims the longer segment, from a random end, until len(a) + len(b) fits."""
+    while len(a) + len(b) > max_tokens:
+        longer = a if len(a) > len(b) else b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+
+
+def _target_length(config: InstanceConfig, max_tokens: int, rng: random.Random) -> int:
+    if rng.random() < config.short_seq_prob:
+        return rng.randint(2, max_tokens)
+    return max_tokens
+
+
+def _pairs(documents: List[TokenizedDocument], index: int, config: InstanceConfig,
+           rng: random.Random, stats: Dict[str, int]) -> Iterator[tuple]:
+    """(tokens_a, tokens_b, is_random_next) for one document."""
+    document = documents[index]
+    max_tokens = config.max_seq_length - 3
+    target = _target_length(config, max_tokens, rng)
+    chunk: List[Sentence] = []
+    length = 0
+    i = 0
+    while i < len(document):
+        chunk.append(document[i])
+        length += len(document[i])
+        if i == len(document) - 1 or length >= target:
+            a_end = 1 if len(chunk) < 2 else rng.randint(1, len(chunk) - 1)
+            tokens_a = [t for s in chunk[:a_end] for t in s]
+            tokens_b: List[int] = []
+            is_random_next = len(chunk) == 1 or rng.random() < 0.5
+            if is_random_next and len(documents) < 2:
+                # No other document in the bucket: B can only be the true next.
+                stats["nsp_negative_unavailable"] = stats.get("nsp_negative_unavailable", 0) + 1
+                is_random_next = False
+            if is_random_next:
+                other = rng.randrange(len(documents) - 1)
+                other = other + 1 if other >= index else other  # never this document
+                random_doc = documents[other]
+                start = rng.randrange(len(random_doc))
+                for sentence in random_doc[start:]:
+                    tokens_b.extend(sentence)
+                    if len(tokens_b) >= target - len(tokens_a):
+                        break
+                i -= len(chunk) - a_end  # put the unused sentences back
+            else:
+                tokens_b = [t for s in chunk[a_end:] for t in s]
+            truncate_pair(tokens_a, tokens_b, max_tokens, rng)
+            if tokens_a and tokens_b:
+                yield tokens_a, tokens_b, is_random_next
+            chunk, length = [], 0
+            target = _target_length(config, max_tokens, rng)
+        i += 1
+
+
+def _single_segments(document: TokenizedDocument, config: InstanceConfig,
+                     rng: random.Random) -> Iterator[List[int]]:
+    """Consecutive sentences packed up to the target length (no pairs)."""
+    max_tokens = config.max_seq_length - 2
+    target = _target_length(config, max_tokens, rng)
+    current: List[int] = []
+    for sentence in document:
+        if current and len(current) + len(sentence) > target:
+            yield current[:max_tokens]
+            current = []
+            target = _target_length(config, max_tokens, rng)
+        current.extend(sentence)
+    if current:
+        yield current[:max_tokens]
+
+
+def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
+                     rng: random.Random, ids: SpecialIds,
+                     stats: Dict[str, int]) -> Iterator[Instance]:
+    """Every instance of one pass over a bucket of documents, in document order.
+
+    Args:
+        documents: tokenized documents (lists of sentences of ids); the
+            bucket NSP negatives are drawn from.
+        config: lengths, rates, modes.
+        rng: the bucket's random source (derived from the seed and bucket).
+        ids: special ids and vocabulary facts for masking.
+        stats: counters updated in place (instances, NSP labels, masks).
+
+    Example:
+        >>> ids = SpecialIds(2, 3, 4, [False] * 50, list(range(5, 50)))
+        >>> docs = [[[10, 11], [12, 13]], [[20, 21, 22]]]
+        >>> inst = list(create_instances(docs, InstanceConfig(max_seq_length=16), random.Random(0), ids, {}))
+        >>> inst[0].input_ids[0], inst[0].input_ids.count(3)
+        (2, 2)
+    """
+    cfg = config.masked
+    for index in range(len(documents)):
+        if config.next_sentence_prediction:
+            segments = (
+                ([ids.cls_id, *a, ids.sep_id, *b, ids.sep_id],
+                 [0] * (len(a) + 2) + [1] * (len(b) + 1), int(random_next))
+                for a, b, random_next in _pairs(documents, index, config, rng, stats))
+        else:
+            segments = (([ids.cls_id, *a, ids.sep_id], [0] * (len(a) + 2), None)
+                        for a in _single_segments(documents[index], config, rng))
+        for tokens, segment_ids, label in segments:
+            stats["instances"] = stats.get("instances", 0) + 1
+            if label is not None:
+                key = "nsp_random_next" if label else "nsp_actual_next"
+                stats[key] = stats.get(key, 0) + 1
+            if config.masking == "dynamic":
+                yield Instance(tokens, segment_ids, None, None, label)
+                continue
+            masked, positions, originals = mask_tokens(
+                tokens, cfg, rng, cls_id=ids.cls_id, sep_id=ids.sep_id, mask_id=ids.mask_id,
+                is_continuation=ids.is_continuation, replacement_ids=ids.replacement_ids)
+            stats["masked_tokens"] = stats.get("masked_tokens", 0) + len(positions)
+            yield Instance(masked, segment_ids, positions, originals, label)
+
+

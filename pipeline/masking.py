@@ -1,0 +1,123 @@
+"""Masked-LM predictions: which positions to mask and what the model sees there.
+
+google-research/bert's rule: a budget of round(len * masked_lm_prob) tokens
+(at least 1, at most max_predictions_per_seq), never [CLS] or [SEP] (and
+never padding, which is added later); of the chosen tokens 80% become
+[MASK], 10% a random token, 10% stay unchanged. Whole-word masking takes a
+word's WordPieces together; n-gram masking (Model Garden's
+`--max_ngram_size`) takes up to n consecutive whole words at once, shorter
+n-grams being likelier (p(n) proportional to 1/n).
+"""
+
+import dataclasses
+import random
+from typing import List, Sequence, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingConfig:
+    """How to mask.
+
+    Args:
+        masked_lm_prob: the fraction of tokens to predict.
+        max_predictions_per_seq: the most predictions per instance.
+        do_whole_word_mask: mask all WordPieces of a word together.
+        max_ngram_size: when set, mask spans of up to this many whole words.
+    """
+
+    masked_lm_prob: float = 0.15
+    max_predictions_per_seq: int = 20
+    do_whole_word_mask: bool = False
+    max_ngram_size: int = 0
+
+
+def _word_groups(ids: Sequence[int], special: Tuple[int, int], is_continuation: Sequence[bool],
+                 whole_word: bool) -> List[List[int]]:
+    """Candidate positions grouped by word (or one per token), in order."""
+    groups: List[List[int]] = []
+    previous_special = True
+    for index, token in enumerate(ids):
+        if token in special:
+            previous_special = True
+            continue
+        if whole_word and groups and not previous_special and is_continuation[token]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+        previous_special = False
+    return groups
+
+
+def _ngram_candidates(groups: List[List[int]], ids: Sequence[int], special, max_n: int,
+                      rng: random.Random) -> List[List[int]]:
+    """Spans of 1..max_n consecutive words (never across [SEP]), in random order."""
+    weights = [1.0 / n for n in range(1, max_n + 1)]
+    starts = list(range(len(groups)))
+    rng.shuffle(starts)
+    spans = []
+    for start in starts:
+        n = rng.choices(range(1, max_n + 1), weights=weights)[0]
+        span = list(groups[start])
+        for k in range(start + 1, min(start + n, len(groups))):
+            nxt = groups[k]
+            # consecutive words only: nothing special between them
+            if any(ids[i] in special for i in range(span[-1] + 1, nxt[0])):
+                break
+            span.extend(nxt)
+        spans.append(span)
+    return spans
+
+
+def mask_tokens(ids: List[int], config: MaskingConfig, rng: random.Random, *, cls_id: int,
+                sep_id: int, mask_id: int, is_continuation: Sequence[bool],
+                replacement_ids: Sequence[int]) -> Tuple[List[int], List[int], List[int]]:
+    """Masks an instance's ids.
+
+    Args:
+        ids: [CLS] A [SEP] B [SEP] token ids (not padded).
+        config: rates and modes.
+        rng: the instance's random source.
+        cls_id, sep_id, mask_id: special token ids.
+        is_continuation: per vocab id, True for "##" pieces.
+        replacement_ids: ids a random replacement draws from.
+
+    Returns:
+        (masked ids, positions sorted ascending, original ids at those positions).
+
+    Example:
+        >>> out, pos, orig = mask_tokens([2, 10, 11, 12, 3], MaskingConfig(masked_lm_prob=0.4),
+        ...     random.Random(1), cls_id=2, sep_id=3, mask_id=4,
+        ...     is_continuation=[False] * 20, replacement_ids=list(range(5, 20)))
+        >>> len(pos), all(p not in (0, 4) for p in pos)
+        (2, True)
+    """
+    special = (cls_id, sep_id)
+    whole_word = config.do_whole_word_mask or config.max_ngram_size > 1
+    groups = _word_groups(ids, special, is_continuation, whole_word)
+    budget = min(config.max_predictions_per_seq,
+                 max(1, int(round(len(ids) * config.masked_lm_prob))))
+    if config.max_ngram_size > 1:
+        candidates = _ngram_candidates(groups, ids, special, config.max_ngram_size, rng)
+    else:
+        candidates = groups
+        rng.shuffle(candidates)
+    output = list(ids)
+    covered = set()
+    chosen = []
+    for group in candidates:
+        if len(chosen) >= budget:
+            break
+        if len(chosen) + len(group) > budget or any(i in covered for i in group):
+            continue
+        for index in group:
+            covered.add(index)
+            r = rng.random()
+            if r < 0.8:
+                output[index] = mask_id
+            elif r < 0.9:
+                output[index] = ids[index]  # kept unchanged
+            else:
+                output[index] = replacement_ids[rng.randrange(len(replacement_ids))]
+            chosen.append(index)
+    chosen.sort()
+    return output, chosen, [ids[i] for i in chosen]
