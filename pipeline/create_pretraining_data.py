@@ -74,6 +74,9 @@ flags.DEFINE_bool("gzip", False, "Write .tfrecord.gz shards.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing complete dataset.")
 
 
+DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+
+
 class UsageError(Exception):
     """A flag or input a user can fix; printed as one line."""
 
@@ -243,10 +246,15 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
 
 
 def default_beam_args(beam_args: List[str]) -> List[str]:
-    """Without --runner: the DirectRunner in multi-processing mode on every core."""
+    """Without --runner: the DirectRunner's batch engine, multi-processing on every core.
+
+    That engine (FnApiRunner) is named directly: Beam 2.77's DirectRunner
+    first tries to download its Prism runner from GitHub, which fails (with
+    a confusing log) on machines without internet, then falls back to it.
+    """
     if any(a.startswith("--runner") for a in beam_args):
         return beam_args
-    out = list(beam_args)
+    out = list(beam_args) + [f"--runner={DEFAULT_RUNNER}"]
     if not any(a.startswith("--direct_running_mode") for a in beam_args):
         out.append("--direct_running_mode=multi_processing")
     if not any(a.startswith("--direct_num_workers") for a in beam_args):

@@ -25,7 +25,18 @@ _DROP_TAGS = {
 _DROP_LINK_PREFIXES = {"file", "image", "category", "media", "wikipedia", "wp", "help",
                        "template", "portal", "special", "user", "talk", "wikt", "wiktionary"}
 _INTERLANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z]{2,8})*$")
-_LIST_OR_HEADING = re.compile(r"^\s*([*#;:|!]|=.*=\s*$|\{\|)")
+# Rendering marks list items with this; their lines are dropped afterwards.
+_LIST_MARK = "\x00"
+# Lines of rendered text that are not prose: list items, table rows, leftover
+# file/category links (the parser leaves some malformed ones as text).
+_NOT_PROSE = re.compile(r"^\s*(\x00|\{\||\||!|=.*=\s*$|\[\[\s*(file|image|category):)", re.I)
+# Markup the parser could not match (unbalanced in real dumps) and leaves as text.
+_LEFTOVER = [
+    (re.compile(r"<ref[^>]*/>|<ref[^>]*>.*?</ref>|<[^<>\n]{1,200}>", re.I), ""),
+    (re.compile(r"\[\[(?:[^|\]\[]*\|)?([^\]\[]*)\]\]"), r"\1"),
+    (re.compile(r"'{2,}"), ""),
+]
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 # "Albedo ({{IPAc-en|...}}) or ..." leaves "()" once the template is gone.
 _EMPTY_PARENS = re.compile(r"\s*\(\s*[,;:]?\s*\)")
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
@@ -113,7 +124,10 @@ def _render(code) -> str:
                 out.append(_render(node.text) if node.text is not None else
                            str(node.title).lstrip(":"))
         elif isinstance(node, nodes.Tag):
-            if str(node.tag).strip().lower() not in _DROP_TAGS and node.contents is not None:
+            tag = str(node.tag).strip().lower()
+            if tag in ("li", "dt", "dd") and node.wiki_markup:
+                out.append(_LIST_MARK)
+            elif tag not in _DROP_TAGS and node.contents is not None:
                 out.append(_render(node.contents))
         elif isinstance(node, nodes.ExternalLink):
             if node.title is not None:
@@ -131,10 +145,21 @@ def clean_wikitext(text: str) -> List[str]:
         >>> clean_wikitext("'''Bread''' is [[flour|made of flour]].{{cn}}<ref>x</ref>\\n\\n== See ==\\n* [[Baker]]")
         ['Bread is made of flour.']
     """
-    # Line-level first: list items, headings and table rows are not prose.
-    kept = [line for line in text.splitlines() if not _LIST_OR_HEADING.match(line)]
-    plain = _render(mwparserfromhell.parse("\n".join(kept)))
-    plain = _EMPTY_PARENS.sub("", _MAGIC_WORD.sub("", plain))
+    lines = []
+    for line in _render(mwparserfromhell.parse(text)).splitlines():
+        if _NOT_PROSE.match(line):
+            continue
+        for pattern, repl in _LEFTOVER:
+            line = pattern.sub(repl, line)
+        while True:
+            shorter = _TEMPLATE.sub("", line)
+            if shorter == line:
+                break
+            line = shorter
+        # an unbalanced template: drop from "{{" on, and up to "}}"
+        line = line.split("{{")[0].split("}}")[-1]
+        lines.append(line)
+    plain = _EMPTY_PARENS.sub("", _MAGIC_WORD.sub("", "\n".join(lines)))
     paragraphs = []
     for block in re.split(r"\n\s*\n", plain):
         paragraph = _SPACES.sub(" ", block).strip()
