@@ -67,8 +67,11 @@ def truncate_pair(a: List[int], b: List[int], max_tokens: int, rng: random.Rando
             longer.pop()
 
 
-def _target_length(config: InstanceConfig, max_tokens: int, rng: random.Random) -> int:
+def _target_length(config: InstanceConfig, max_tokens: int, rng: random.Random,
+                   stats: Dict[str, int]) -> int:
+    stats["targets"] = stats.get("targets", 0) + 1
     if rng.random() < config.short_seq_prob:
+        stats["short_targets"] = stats.get("short_targets", 0) + 1
         return rng.randint(2, max_tokens)
     return max_tokens
 
@@ -78,7 +81,7 @@ def _pairs(documents: List[TokenizedDocument], index: int, config: InstanceConfi
     """(tokens_a, tokens_b, is_random_next) for one document."""
     document = documents[index]
     max_tokens = config.max_seq_length - 3
-    target = _target_length(config, max_tokens, rng)
+    target = _target_length(config, max_tokens, rng, stats)
     chunk: List[Sentence] = []
     length = 0
     i = 0
@@ -89,7 +92,14 @@ def _pairs(documents: List[TokenizedDocument], index: int, config: InstanceConfi
             a_end = 1 if len(chunk) < 2 else rng.randint(1, len(chunk) - 1)
             tokens_a = [t for s in chunk[:a_end] for t in s]
             tokens_b: List[int] = []
-            is_random_next = len(chunk) == 1 or rng.random() < 0.5
+            if len(chunk) == 1:
+                # As in the reference: one sentence cannot be split into A
+                # and a true B, so B is random. This skews the label balance
+                # above 50% on corpora of short documents.
+                stats["nsp_forced_random"] = stats.get("nsp_forced_random", 0) + 1
+                is_random_next = True
+            else:
+                is_random_next = rng.random() < 0.5
             if is_random_next and len(documents) < 2:
                 # No other document in the bucket: B can only be the true next.
                 stats["nsp_negative_unavailable"] = stats.get("nsp_negative_unavailable", 0) + 1
@@ -110,21 +120,21 @@ def _pairs(documents: List[TokenizedDocument], index: int, config: InstanceConfi
             if tokens_a and tokens_b:
                 yield tokens_a, tokens_b, is_random_next
             chunk, length = [], 0
-            target = _target_length(config, max_tokens, rng)
+            target = _target_length(config, max_tokens, rng, stats)
         i += 1
 
 
 def _single_segments(document: TokenizedDocument, config: InstanceConfig,
-                     rng: random.Random) -> Iterator[List[int]]:
+                     rng: random.Random, stats: Dict[str, int]) -> Iterator[List[int]]:
     """Consecutive sentences packed up to the target length (no pairs)."""
     max_tokens = config.max_seq_length - 2
-    target = _target_length(config, max_tokens, rng)
+    target = _target_length(config, max_tokens, rng, stats)
     current: List[int] = []
     for sentence in document:
         if current and len(current) + len(sentence) > target:
             yield current[:max_tokens]
             current = []
-            target = _target_length(config, max_tokens, rng)
+            target = _target_length(config, max_tokens, rng, stats)
         current.extend(sentence)
     if current:
         yield current[:max_tokens]
@@ -159,7 +169,7 @@ def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
                 for a, b, random_next in _pairs(documents, index, config, rng, stats))
         else:
             segments = (([ids.cls_id, *a, ids.sep_id], [0] * (len(a) + 2), None)
-                        for a in _single_segments(documents[index], config, rng))
+                        for a in _single_segments(documents[index], config, rng, stats))
         for tokens, segment_ids, label in segments:
             stats["instances"] = stats.get("instances", 0) + 1
             if label is not None:

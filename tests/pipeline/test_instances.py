@@ -1,0 +1,153 @@
+"""Statistics of generated instances against the configured rates, and traceability."""
+
+import random
+
+import pytest
+
+from pipeline.instances import InstanceConfig, SpecialIds, create_instances, truncate_pair
+from pipeline.masking import MaskingConfig, mask_tokens
+
+CLS, SEP, MASK = 2, 3, 4
+FIRST_CONTENT = 10
+
+
+def synthetic_corpus(num_docs=1000, seed=0):
+    """Documents of 4-15 sentences of 5-25 tokens; every token id is unique, so
+    each id tells its document and position."""
+    rng = random.Random(seed)
+    docs, where, next_id = [], {}, FIRST_CONTENT
+    for d in range(num_docs):
+        doc, pos = [], 0
+        for _ in range(rng.randint(4, 15)):
+            sentence = list(range(next_id, next_id + rng.randint(5, 25)))
+            for t in sentence:
+                where[t] = (d, pos)
+                pos += 1
+            next_id += len(sentence)
+            doc.append(sentence)
+        docs.append(doc)
+    return docs, where, next_id
+
+
+@pytest.fixture(scope="module")
+def generated():
+    docs, where, vocab_size = synthetic_corpus()
+    ids = SpecialIds(CLS, SEP, MASK, [False] * vocab_size, list(range(FIRST_CONTENT, vocab_size)))
+    config = InstanceConfig(max_seq_length=128, short_seq_prob=0.1,
+                            masked=MaskingConfig(0.15, 20))
+    stats = {}
+    rng = random.Random(12345)
+    instances = [i for _ in range(3) for i in create_instances(docs, config, rng, ids, stats)]
+    return instances, where, stats, config
+
+
+def test_thousands_of_instances(generated):
+    instances, _, stats, _ = generated
+    assert len(instances) > 3000
+    assert stats["instances"] == len(instances)
+
+
+def test_masking_budget_rate_and_80_10_10(generated):
+    instances, _, _, config = generated
+    shown = {"mask": 0, "same": 0, "other": 0}
+    masked = tokens = 0
+    for inst in instances:
+        n = len(inst.input_ids)
+        budget = min(20, max(1, int(round(n * 0.15))))
+        assert len(inst.masked_lm_positions) == budget
+        assert inst.masked_lm_positions == sorted(set(inst.masked_lm_positions))
+        masked += budget
+        tokens += n
+        for pos, original in zip(inst.masked_lm_positions, inst.masked_lm_ids):
+            assert original not in (CLS, SEP)  # never [CLS] or [SEP]
+            seen = inst.input_ids[pos]
+            shown["mask" if seen == MASK else "same" if seen == original else "other"] += 1
+    assert masked / tokens == pytest.approx(0.15, abs=0.005)
+    total = sum(shown.values())
+    assert shown["mask"] / total == pytest.approx(0.8, abs=0.01)
+    assert shown["same"] / total == pytest.approx(0.1, abs=0.01)
+    assert shown["other"] / total == pytest.approx(0.1, abs=0.01)
+
+
+def test_nsp_balance_and_short_sequence_rate(generated):
+    instances, _, stats, _ = generated
+    labels = [i.next_sentence_label for i in instances]
+    # Chunks of one sentence get a random B (the reference does the same); the
+    # coin flip of every other pair is fair.
+    forced = stats["nsp_forced_random"]
+    flipped_random = sum(labels) - forced
+    assert flipped_random / (len(labels) - forced) == pytest.approx(0.5, abs=0.02)
+    assert stats["nsp_random_next"] == sum(labels)
+    assert stats["short_targets"] / stats["targets"] == pytest.approx(0.1, abs=0.02)
+    lengths = [len(i.input_ids) for i in instances]
+    assert max(lengths) == 128
+    # Half the short targets (uniform in [2, 125]) are under 64 tokens: >= 5% of
+    # instances (document ends make more).
+    assert sum(n < 64 for n in lengths) / len(lengths) > 0.04
+
+
+def test_every_instance_traces_back_to_the_source_in_order(generated):
+    instances, where, _, _ = generated
+    for inst in instances:
+        tokens = list(inst.input_ids)
+        for pos, original in zip(inst.masked_lm_positions, inst.masked_lm_ids):
+            tokens[pos] = original
+        assert tokens[0] == CLS and tokens[-1] == SEP
+        sep = tokens.index(SEP)
+        a, b = tokens[1:sep], tokens[sep + 1:-1]
+        assert a and b
+        assert inst.segment_ids == [0] * (len(a) + 2) + [1] * (len(b) + 1)
+        for segment in (a, b):  # each segment: consecutive tokens of one document
+            places = [where[t] for t in segment]
+            assert len({d for d, _ in places}) == 1
+            assert [p for _, p in places] == list(range(places[0][1], places[0][1] + len(places)))
+        doc_a, end_a = where[a[-1]]
+        doc_b, start_b = where[b[0]]
+        if inst.next_sentence_label:
+            assert doc_b != doc_a  # random next: another document
+        else:
+            assert doc_b == doc_a and start_b > end_a  # the actual continuation
+
+
+def test_truncation_trims_the_longer_side_from_both_ends():
+    rng = random.Random(0)
+    a, b = list(range(100)), list(range(100, 110))
+    truncate_pair(a, b, 50, rng)
+    assert len(a) + len(b) == 50 and b == list(range(100, 110))
+    assert a[0] > 0 and a[-1] < 99  # both ends were cut
+
+
+def test_whole_word_and_ngram_masking_take_whole_words():
+    # ids 10.. are words, 11 and 13 are "##" continuations: words [10 11] [12 13] [14]
+    cont = [False] * 30
+    cont[11] = cont[13] = True
+    ids = [CLS, 10, 11, 12, 13, 14, SEP]
+    for max_ngram in (0, 3):
+        config = MaskingConfig(masked_lm_prob=0.6, max_predictions_per_seq=20,
+                               do_whole_word_mask=True, max_ngram_size=max_ngram)
+        for seed in range(50):
+            _, positions, _ = mask_tokens(ids, config, random.Random(seed), cls_id=CLS, sep_id=SEP,
+                                          mask_id=MASK, is_continuation=cont,
+                                          replacement_ids=list(range(10, 30)))
+            chosen = set(positions)
+            assert (1 in chosen) == (2 in chosen) and (3 in chosen) == (4 in chosen)
+            assert len(chosen) <= 4  # budget round(7 * 0.6) = 4
+
+
+def test_no_nsp_packs_single_segments_and_dynamic_masking_leaves_masks_out():
+    docs, _, vocab_size = synthetic_corpus(20)
+    ids = SpecialIds(CLS, SEP, MASK, [False] * vocab_size, list(range(FIRST_CONTENT, vocab_size)))
+    config = InstanceConfig(max_seq_length=64, next_sentence_prediction=False, masking="dynamic")
+    out = list(create_instances(docs, config, random.Random(1), ids, {}))
+    assert out and all(i.next_sentence_label is None and i.masked_lm_positions is None for i in out)
+    assert all(i.input_ids[0] == CLS and i.input_ids[-1] == SEP and i.input_ids.count(SEP) == 1
+               and len(i.input_ids) <= 64 and set(i.segment_ids) == {0} for i in out)
+
+
+def test_a_bucket_of_one_document_never_fakes_a_negative():
+    ids = SpecialIds(CLS, SEP, MASK, [False] * 100, list(range(10, 100)))
+    stats = {}
+    out = list(create_instances([[[10, 11, 12]]], InstanceConfig(max_seq_length=16),
+                                random.Random(0), ids, stats))
+    assert out == []  # one sentence, no other document: no pair can be made
+    assert stats["nsp_negative_unavailable"] == 1
