@@ -18,11 +18,15 @@ import struct
 from typing import Dict, Iterable, List, Tuple
 
 import google_crc32c
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from tfrecords.shards import shard_name
 
 PIECES_DIR = "_pieces"
+# Beam's FileSystems compress by file suffix unless told not to: a .gz shard
+# would be gzipped twice.
+RAW = CompressionTypes.UNCOMPRESSED
 _COPY_CHUNK = 8 << 20
 
 
@@ -49,7 +53,7 @@ def write_pieces(staging: str, split: str, bucket: int,
         if not records:
             continue
         path = piece_path(staging, split, shard, bucket)
-        with FileSystems.create(path) as f:
+        with FileSystems.create(path, compression_type=RAW) as f:
             f.write(b"".join(frame_record(r) for r in records))
         written.append((split, shard, bucket, len(records)))
     return written
@@ -66,11 +70,12 @@ def merge_shard(staging: str, split: str, shard: int, num_shards: int,
     name = shard_name(split, shard, num_shards, compress)
     path = posixpath.join(staging, name)
     records = 0
-    with FileSystems.create(path) as raw:
+    with FileSystems.create(path, compression_type=RAW) as raw:
         # filename="" and mtime=0: no name or time in the header, so the bytes are reproducible
         out = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if compress else raw
         for bucket, count in sorted(pieces):
-            with FileSystems.open(piece_path(staging, split, shard, bucket)) as f:
+            with FileSystems.open(piece_path(staging, split, shard, bucket),
+                                  compression_type=RAW) as f:
                 while True:
                     chunk = f.read(_COPY_CHUNK)
                     if not chunk:

@@ -1,0 +1,175 @@
+"""The Beam job: transforms on TestPipeline, end-to-end runs, determinism, bad inputs, interop."""
+
+import bz2
+import hashlib
+import importlib.util
+import json
+import os
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline import beam_stages
+from pipeline.create_pretraining_data import (
+    DEFAULT_RUNNER, PretrainingDataConfig, UsageError, default_beam_args, run)
+from tests.conftest import FIXTURES, run_module
+from tfrecords.reader import make_dataset, open_source
+
+CORPUS = FIXTURES / "corpus"
+VOCAB = str(FIXTURES / "vocab.txt")
+IN_MEMORY = [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory",
+             "--direct_num_workers=1"]
+
+
+def config(tmp_path, **overrides):
+    base = dict(input_file=(str(CORPUS / "sentences.txt"),), input_format="sentences",
+                vocab_file=VOCAB, output_dir=str(tmp_path / "ds"), max_seq_length=64,
+                max_predictions_per_seq=10, dupe_factor=3, num_shards=2, bucket_size=2)
+    base.update(overrides)
+    return PretrainingDataConfig(**base)
+
+
+def shard_digests(directory):
+    return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+            for name in sorted(os.listdir(directory)) if ".tfrecord" in name}
+
+
+# -- transforms on TestPipeline ------------------------------------------------
+
+def test_read_corpus_transform_keys_documents_by_file_and_ordinal(tmp_path):
+    path = tmp_path / "three.txt"
+    path.write_text("First doc.\n\nSecond doc, line one.\nLine two.\n")
+    with BeamTestPipeline() as p:
+        read = p | beam_stages.ReadCorpus([str(path)], "sentences", "text", 1, 0.0)
+        assert_that(read.documents, equal_to([
+            ("train", "000000:0000000000", (["First doc."], True)),
+            ("train", "000000:0000000001", (["Second doc, line one.", "Line two."], True)),
+        ]), label="CheckDocuments")
+        assert_that(read[beam_stages.STATS], equal_to([{"input_files": 1}]), label="CheckStats")
+
+
+def test_bucket_documents_transform_groups_about_bucket_size():
+    docs = [("train", f"000000:{i:010d}", ([f"s{i}"], True)) for i in range(40)]
+    with BeamTestPipeline() as p:
+        buckets = (p | beam.Create(docs) | beam_stages.BucketDocuments(seed=7, bucket_size=10)
+                   | beam.MapTuple(lambda key, group: (key[0], len(group))))
+        sizes = (buckets | beam.combiners.ToList()
+                 | beam.Map(lambda pairs: (len(pairs), sum(n for _, n in pairs))))
+        # 40 documents / 10 per bucket = 4 buckets holding all 40
+        assert_that(sizes, equal_to([(4, 40)]))
+
+
+def test_seeds_are_derived_not_global():
+    assert beam_stages.derive_seed(1, "bucket", "k") == beam_stages.derive_seed(1, "bucket", "k")
+    assert beam_stages.derive_seed(1, "bucket", "k") != beam_stages.derive_seed(2, "bucket", "k")
+    assert 0 <= beam_stages.unit_hash(5, "x") < 1
+
+
+# -- whole job -------------------------------------------------------------------
+
+def test_job_writes_a_complete_readable_dataset(tmp_path):
+    info = run(config(tmp_path), IN_MEMORY)
+    ds = tmp_path / "ds"
+    assert sorted(os.listdir(ds)) == ["COMPLETED", "info.json", "stats.json",
+                                      "train-00000-of-00002.tfrecord",
+                                      "train-00001-of-00002.tfrecord", "vocab.txt"]
+    assert not (tmp_path / "ds.staging").exists()
+    stats = json.loads((ds / "stats.json").read_text())
+    assert stats["documents"] == 4 and stats["sentences"] == 18  # the fixture, hand-counted
+    assert stats["instances"] == sum(s["records"] for s in info["shards"]["train"])
+    assert info["generation"]["dupe_factor"] == 3 and "bucketing" in info["generation"]
+    batches = list(make_dataset(str(ds), global_batch_size=4, is_training=False))
+    assert sum(int(b["input_ids"].shape[0]) for b in batches) == stats["instances"]
+    assert batches[0]["input_ids"].shape[1] == 64 and batches[0]["masked_lm_ids"].shape[1] == 10
+
+
+def test_existing_dataset_needs_overwrite(tmp_path):
+    run(config(tmp_path), IN_MEMORY)
+    with pytest.raises(UsageError, match="already holds a complete dataset; pass --overwrite"):
+        run(config(tmp_path), IN_MEMORY)
+    run(config(tmp_path, overwrite=True, dupe_factor=1), IN_MEMORY)
+    assert json.loads((tmp_path / "ds" / "info.json").read_text())["generation"]["dupe_factor"] == 1
+
+
+def test_variants_dynamic_no_nsp_gzip_eval_split(tmp_path):
+    run(config(tmp_path, masking="dynamic", next_sentence_prediction=False, gzip=True,
+               input_file=(str(CORPUS / "books" / "*.txt"),), input_format="books",
+               eval_fraction=0.5, bucket_size=2000), IN_MEMORY)
+    ds = tmp_path / "ds"
+    info = json.loads((ds / "info.json").read_text())
+    assert set(info["shards"]) == {"train", "eval"}
+    assert all(s["file"].endswith(".tfrecord.gz") for s in info["shards"]["train"])
+    source = open_source(str(ds))
+    assert not source.spec.masked and not source.spec.next_sentence
+
+
+def test_same_bytes_with_one_or_two_worker_processes(tmp_path):
+    run(config(tmp_path / "a", output_dir=str(tmp_path / "a")), IN_MEMORY)
+    run(config(tmp_path / "b", output_dir=str(tmp_path / "b")),
+        [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=multi_processing",
+         "--direct_num_workers=2"])
+    a, b = shard_digests(tmp_path / "a"), shard_digests(tmp_path / "b")
+    assert a == b and len(a) == 2
+    other_seed = tmp_path / "c"
+    run(config(tmp_path, output_dir=str(other_seed), random_seed=99), IN_MEMORY)
+    assert shard_digests(other_seed) != a
+
+
+def test_bad_inputs_are_counted_and_good_documents_kept(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.txt").write_bytes(
+        b"A good first sentence here.\nAnd a second one.\n\n"
+        b"Only one sentence in this document.\n\n"
+        b"\xff\xfe broken bytes line.\nA fine line after it.\n\n"
+        + b"huge " * 200_000 + b"\nThe end of the huge document.\n")
+    xml = (CORPUS / "wiki.xml").read_bytes()
+    (bad / "b.xml").write_bytes(xml.replace(b"<title>Bread</title>", b"<title>Br<ead</title>"))
+    (bad / "c.xml.bz2").write_bytes(bz2.compress(xml)[:-30])
+    run(config(tmp_path, input_file=(str(bad / "a.txt"),)), IN_MEMORY)
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert stats["skipped_invalid_utf8"] == 1
+    # the third document loses its broken line and keeps one sentence, like the second
+    assert stats["documents"] == 4 and stats["sentences"] == 6
+    assert stats["one_sentence_documents"] == 2
+    assert stats["long_sentences_truncated"] == 1
+    run(config(tmp_path, input_file=(str(bad / "b.xml"), str(bad / "c.xml.bz2")),
+               input_format="wikipedia", output_dir=str(tmp_path / "wiki")), IN_MEMORY)
+    stats = json.loads((tmp_path / "wiki" / "stats.json").read_text())
+    assert stats["skipped_malformed_page"] == 1 and stats["skipped_truncated_file"] == 1
+    assert stats["documents"] == 1  # River Test from b.xml; Bread malformed; c.xml.bz2 cut
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    proc = run_module("pipeline.create_pretraining_data", "--input_file", tmp_path / "nothing*.txt",
+                      "--vocab_file", VOCAB, "--output_dir", tmp_path / "ds", check=False)
+    assert proc.returncode == 1
+    assert f"error: --input_file: no files match '{tmp_path}/nothing*.txt'" in proc.stderr
+    proc = run_module("pipeline.create_pretraining_data", "--input_file", CORPUS / "sentences.txt",
+                      "--vocab_file", tmp_path / "none.txt", "--output_dir", tmp_path / "ds",
+                      check=False)
+    assert proc.returncode == 1 and "error: cannot read vocabulary file" in proc.stderr
+
+
+def test_default_runner_is_multiprocess_direct():
+    args = default_beam_args([])
+    assert "--direct_running_mode=multi_processing" in args and f"--runner={DEFAULT_RUNNER}" in args
+    assert default_beam_args(["--runner=DataflowRunner", "--project=x"]) == [
+        "--runner=DataflowRunner", "--project=x"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("official") is None,
+                    reason="the peer reader (tf-models-official) is not installed")
+def test_peer_reader_reads_our_output(tmp_path):
+    from official.nlp.data import pretrain_dataloader
+
+    run(config(tmp_path), IN_MEMORY)
+    params = pretrain_dataloader.BertPretrainDataConfig(
+        input_path=str(tmp_path / "ds" / "train-*"), global_batch_size=4, is_training=False,
+        seq_length=64, max_predictions_per_seq=10)
+    batch = next(iter(pretrain_dataloader.BertPretrainDataLoader(params).load()))
+    assert batch["input_word_ids"].shape == (4, 64)
+    assert batch["masked_lm_ids"].shape == (4, 10)
+    assert set(batch["next_sentence_labels"].numpy().ravel()) <= {0, 1}
