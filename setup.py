@@ -32,6 +32,8 @@ setuptools.setup(
         "console_scripts": [
             "bert-inspect=tfrecords.inspect:run",
             "bert-sample-data=pipeline.sample_data:run",
+            "bert-create-pretraining-data=pipeline.create_pretraining_data:entry_point",
+            "bert-build-vocab=pipeline.build_vocab:entry_point",
         ],
     },
 )

@@ -12,7 +12,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import beam_stages
-from pipeline.create_pretraining_data import (
+from pipeline.pretraining_data import (
     DEFAULT_RUNNER, PretrainingDataConfig, UsageError, default_beam_args, run)
 from tests.conftest import FIXTURES, run_module
 from tfrecords.reader import make_dataset, open_source
@@ -105,6 +105,7 @@ def test_variants_dynamic_no_nsp_gzip_eval_split(tmp_path):
     assert not source.spec.masked and not source.spec.next_sentence
 
 
+@pytest.mark.multiprocess
 def test_same_bytes_with_one_or_two_worker_processes(tmp_path):
     run(config(tmp_path / "a", output_dir=str(tmp_path / "a")), IN_MEMORY)
     run(config(tmp_path / "b", output_dir=str(tmp_path / "b")),
