@@ -1,11 +1,12 @@
 """The Beam transforms of the pretraining-data job, each a named PTransform.
 
-    files ─ReadCorpus─▶ (split, doc key, text) ─BucketDocuments─▶ (split, bucket) -> docs
-          ─CreateInstanceShards─▶ piece files + stats ─MergeShards─▶ shards + manifest
+    byte ranges of the input files ─ReadCorpus─▶ (split, bucket key) -> documents
+        ─CreateInstances─▶ piece files + stats ─MergeShards─▶ shards + manifest
 
-Randomness is derived, never global: the split and bucket of a document come
-from a hash of (seed, its file's index, its ordinal in the file); a bucket's
-random source from (seed, split, bucket). So the same inputs and seed give
+Randomness is derived, never global: a document's split comes from a hash
+of (seed, its range, its ordinal); the dealing of documents into buckets
+from (seed, split, range); a bucket's instances from (seed, split, bucket
+key). Ranges depend on file sizes only. So the same inputs and seed give
 the same bytes however the runner distributes the work.
 """
 
@@ -14,7 +15,7 @@ import hashlib
 import random
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -60,89 +61,117 @@ class _Progress:
                   file=sys.stderr, flush=True)
 
 
-class ReadFileFn(beam.DoFn):
-    """(file index, path) -> (split, doc key, (units, presplit)); stats on a side output."""
+class BucketWindow:
+    """Deals documents into random buckets, a few open at a time.
 
-    def __init__(self, input_format: str, text_field: str, seed: int, eval_fraction: float):
+    Each document goes to one of `open_buckets` buckets at random; a bucket
+    that reaches `bucket_size` documents is handed out and replaced by an
+    empty one; at the end the leftovers are pooled and cut into buckets of
+    about `bucket_size`. A bucket is thus a random sample of a window of
+    about open_buckets x bucket_size consecutive documents, and memory holds
+    one window, whatever the corpus size.
+    """
+
+    def __init__(self, rng: random.Random, bucket_size: int, open_buckets: int):
+        self.rng, self.size = rng, bucket_size
+        self.buckets: List[list] = [[] for _ in range(open_buckets)]
+
+    def add(self, doc) -> Iterator[list]:
+        index = self.rng.randrange(len(self.buckets))
+        bucket = self.buckets[index]
+        bucket.append(doc)
+        if len(bucket) >= self.size:
+            self.buckets[index] = []
+            yield bucket
+
+    def flush(self) -> Iterator[list]:
+        rest = [doc for bucket in self.buckets for doc in bucket]
+        self.buckets = [[] for _ in self.buckets]
+        count = max(1, round(len(rest) / self.size))
+        for k in range(count):
+            chunk = rest[k::count]
+            if chunk:
+                yield chunk
+
+
+class ReadRangeFn(beam.DoFn):
+    """(file index, path, start, end) -> ((split, bucket key), documents); stats on a side output.
+
+    Documents are dealt into buckets (BucketWindow) per split as they are
+    read, so the raw text never passes through the runner's shuffle.
+    """
+
+    def __init__(self, input_format: str, text_field: str, seed: int, eval_fraction: float,
+                 bucket_size: int, open_buckets: int):
         self.input_format, self.text_field = input_format, text_field
         self.seed, self.eval_fraction = seed, eval_fraction
+        self.bucket_size, self.open_buckets = bucket_size, open_buckets
 
     def setup(self):
         self.progress = _Progress("documents read")
 
     def process(self, element):
-        file_index, path = element
+        file_index, path, start, end = element
+        range_key = f"{file_index:06d}-{start:012d}"
         skipped = collections.Counter()
 
         def skip(reason):
             skipped[reason] += 1
             beam.metrics.Metrics.counter(NAMESPACE, f"skipped_{reason}").inc()
 
+        windows = {split: BucketWindow(random.Random(derive_seed(self.seed, "deal", split, range_key)),
+                                       self.bucket_size, self.open_buckets)
+                   for split in ("train", "eval")}
+        serial = collections.Counter()
+
+        def emit(split, bucket):
+            key = f"{range_key}-{serial[split]:06d}"
+            serial[split] += 1
+            return (split, key), bucket
+
         documents = 0
         with FileSystems.open(path, compression_type="uncompressed") as f:
-            for doc in readers.read_documents(path, f, self.input_format, skip, self.text_field):
-                key = f"{file_index:06d}:{doc.ordinal:010d}"
+            for doc in readers.read_documents(path, f, self.input_format, skip, self.text_field,
+                                              start=start, end=end):
+                doc_key = f"{range_key}:{doc.ordinal:010d}"
                 split = ("eval" if self.eval_fraction and
-                         unit_hash(self.seed, "split", key) < self.eval_fraction else "train")
+                         unit_hash(self.seed, "split", doc_key) < self.eval_fraction else "train")
                 documents += 1
                 self.progress.add(1, f"({path})")
-                yield split, key, (doc.units, doc.presplit)
+                for bucket in windows[split].add((doc.units, doc.presplit)):
+                    yield emit(split, bucket)
+        for split, window in windows.items():
+            for bucket in window.flush():
+                yield emit(split, bucket)
         beam.metrics.Metrics.counter(NAMESPACE, "documents_read").inc(documents)
         stats = {f"skipped_{reason}": n for reason, n in skipped.items()}
-        stats["input_files"] = 1
+        stats["input_ranges"] = 1
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
 class ReadCorpus(beam.PTransform):
-    """Reads every input file into documents, each tagged with its split."""
+    """Reads every input range into buckets of documents, each tagged with its split."""
 
-    def __init__(self, files: List[str], input_format: str, text_field: str, seed: int,
-                 eval_fraction: float):
+    def __init__(self, ranges: List[tuple], input_format: str, text_field: str, seed: int,
+                 eval_fraction: float, bucket_size: int, open_buckets: int):
         super().__init__()
-        self.files, self.input_format, self.text_field = files, input_format, text_field
+        self.ranges, self.input_format, self.text_field = ranges, input_format, text_field
         self.seed, self.eval_fraction = seed, eval_fraction
+        self.bucket_size, self.open_buckets = bucket_size, open_buckets
 
     def expand(self, root):
         return (
             root
-            | "ListFiles" >> beam.Create(list(enumerate(self.files)))
-            | "ReshuffleFiles" >> beam.Reshuffle()
-            | "ReadDocuments" >> beam.ParDo(
-                ReadFileFn(self.input_format, self.text_field, self.seed, self.eval_fraction)
-            ).with_outputs(STATS, main="documents")
-        )
-
-
-class BucketDocuments(beam.PTransform):
-    """Groups documents into random buckets of about bucket_size, per split."""
-
-    def __init__(self, seed: int, bucket_size: int):
-        super().__init__()
-        self.seed, self.bucket_size = seed, bucket_size
-
-    def expand(self, documents):
-        counts = (
-            documents
-            | "KeyBySplit" >> beam.Map(lambda d: (d[0], 1))
-            | "CountPerSplit" >> beam.CombinePerKey(sum)
-        )
-        seed, size = self.seed, self.bucket_size
-
-        def assign(doc, counts):
-            split, key, text = doc
-            buckets = max(1, round(dict(counts)[split] / size))
-            bucket = derive_seed(seed, "bucket", key) % buckets
-            return (split, bucket), (key, text)
-
-        return (
-            documents
-            | "AssignBucket" >> beam.Map(assign, counts=beam.pvalue.AsList(counts))
-            | "GroupByBucket" >> beam.GroupByKey()
+            | "ListRanges" >> beam.Create(self.ranges)
+            | "SpreadRanges" >> beam.Reshuffle()
+            | "ReadAndBucket" >> beam.ParDo(ReadRangeFn(
+                self.input_format, self.text_field, self.seed, self.eval_fraction,
+                self.bucket_size, self.open_buckets)).with_outputs(STATS, main="buckets")
         )
 
 
 class CreateInstancesFn(beam.DoFn):
-    """((split, bucket), docs) -> piece descriptors; stats on a side output."""
+    """((split, bucket key), docs) -> piece descriptors; stats on a side output."""
 
     def __init__(self, config, staging: str, num_shards: Dict[str, int]):
         self.config, self.staging, self.num_shards = config, staging, num_shards
@@ -163,7 +192,7 @@ class CreateInstancesFn(beam.DoFn):
     def _tokenize(self, docs, stats) -> List[List[List[int]]]:
         """Sentence-split and tokenize a bucket's documents (one tokenizer batch)."""
         sentences_per_doc = []
-        for _, (units, presplit) in docs:
+        for units, presplit in docs:
             sentences_per_doc.append(units if presplit else split_sentences(units))
         flat = [s for doc in sentences_per_doc for s in doc]
         ids = self.tokenizer.tokenize_batch(flat)
@@ -193,7 +222,6 @@ class CreateInstancesFn(beam.DoFn):
 
     def process(self, element):
         (split, bucket), docs = element
-        docs = sorted(docs)  # by key: the runner's grouping order is not stable
         stats = collections.Counter()
         documents = self._tokenize(docs, stats)
         c = self.config

@@ -39,7 +39,7 @@ def main(argv):
             print(f"error: --{name} is required", file=sys.stderr)
             return 2
     try:
-        files = match_inputs(FLAGS.input_file)
+        files = [path for path, _ in match_inputs(FLAGS.input_file)]
         start = time.time()
         tokens = build_vocab(files, input_format=FLAGS.input_format, vocab_size=FLAGS.vocab_size,
                              do_lower_case=FLAGS.do_lower_case, num_unused=FLAGS.num_unused,

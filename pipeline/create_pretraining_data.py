@@ -54,6 +54,12 @@ flags.DEFINE_bool("next_sentence_prediction", True,
 flags.DEFINE_integer("bucket_size", 2000,
                      "Documents per random bucket; NSP negatives come from the same bucket.",
                      lower_bound=2)
+flags.DEFINE_integer("open_buckets", 4,
+                     "Buckets filled at once while reading; a bucket samples a window of "
+                     "open_buckets x bucket_size documents.", lower_bound=1)
+flags.DEFINE_integer("input_split_mb", 1,
+                     "Uncompressed sentences/JSONL files are read in ranges of this many MB, "
+                     "in parallel.", lower_bound=1)
 flags.DEFINE_float("eval_fraction", 0.0, "Fraction of documents held out as the eval split.",
                    lower_bound=0.0, upper_bound=0.5)
 flags.DEFINE_integer("num_eval_shards", 1, "Eval shards to write.", lower_bound=1)
@@ -76,7 +82,8 @@ def main(argv):
         do_whole_word_mask=FLAGS.do_whole_word_mask, max_ngram_size=FLAGS.max_ngram_size or 0,
         num_shards=FLAGS.num_shards, masking=FLAGS.masking,
         next_sentence_prediction=FLAGS.next_sentence_prediction,
-        bucket_size=FLAGS.bucket_size, eval_fraction=FLAGS.eval_fraction,
+        bucket_size=FLAGS.bucket_size, open_buckets=FLAGS.open_buckets,
+        input_split_mb=FLAGS.input_split_mb, eval_fraction=FLAGS.eval_fraction,
         num_eval_shards=FLAGS.num_eval_shards, gzip=FLAGS.gzip, overwrite=FLAGS.overwrite)
     try:
         run(config, default_beam_args(argv[1:]))

@@ -11,13 +11,13 @@ import os
 import posixpath
 import sys
 import time
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import beam_stages
+from pipeline import beam_stages, readers
 from pipeline.instances import InstanceConfig
 from pipeline.masking import MaskingConfig
 from pipeline.tokenization import BertTokenizer, VocabError, load_vocab
@@ -53,6 +53,8 @@ class PretrainingDataConfig:
     masking: str = "static"
     next_sentence_prediction: bool = True
     bucket_size: int = 2000
+    open_buckets: int = 4
+    input_split_mb: int = 1
     eval_fraction: float = 0.0
     num_eval_shards: int = 1
     gzip: bool = False
@@ -70,30 +72,40 @@ class PretrainingDataConfig:
         for key in ("input_file", "output_dir", "overwrite"):
             out.pop(key)
         out["bucketing"] = (
-            f"documents go to random buckets of about {self.bucket_size} (hash of seed and "
-            "document); NSP negatives are drawn from the document's bucket, standing in for "
+            f"as each input range is read, its documents are dealt at random into "
+            f"{self.open_buckets} open buckets of {self.bucket_size}; NSP negatives are drawn "
+            "from the document's bucket (a random sample of a window of about "
+            f"{self.open_buckets * self.bucket_size} consecutive documents), standing in for "
             "the reference's whole-corpus draw")
         return out
 
 
-def match_inputs(patterns: Sequence[str]) -> List[str]:
-    """Every file the patterns match, sorted (the order fixes document keys)."""
+def match_inputs(patterns: Sequence[str]) -> List[Tuple[str, int]]:
+    """(path, size) of every file the patterns match, sorted (the order fixes document keys)."""
     files = []
     for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
-        matched = sorted(m.path for m in result.metadata_list)
+        matched = sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
         if not matched:
             raise UsageError(f"--input_file: no files match {pattern!r}")
         files.extend(matched)
     return files
 
 
-def build_pretraining_data(root, *, files: List[str], staging: str,
+def plan_ranges(files: Sequence[Tuple[str, int]], config: "PretrainingDataConfig") -> List[tuple]:
+    """(file index, path, start, end) work items: splittable files in byte ranges."""
+    split_bytes = config.input_split_mb << 20
+    return [(index, path, start, end)
+            for index, (path, size) in enumerate(files)
+            for start, end in readers.plan_ranges(path, size, config.input_format, split_bytes)]
+
+
+def build_pretraining_data(root, *, files: List[Tuple[str, int]], staging: str,
                            config: PretrainingDataConfig):
     """Adds the job to a pipeline; returns (stats, manifest) PCollections.
 
     Args:
         root: the pipeline (or TestPipeline) root.
-        files: the input files, in a fixed order.
+        files: the input files and their sizes, in a fixed order.
         staging: the directory shards and pieces are written to.
         config: all generation parameters.
 
@@ -104,10 +116,10 @@ def build_pretraining_data(root, *, files: List[str], staging: str,
     plan = beam_stages.make_shard_plan(config.eval_fraction, config.num_shards,
                                        config.num_eval_shards)
     read = root | "ReadCorpus" >> beam_stages.ReadCorpus(
-        files, config.input_format, config.text_field, config.random_seed, config.eval_fraction)
+        plan_ranges(files, config), config.input_format, config.text_field, config.random_seed,
+        config.eval_fraction, config.bucket_size, config.open_buckets)
     created = (
-        read.documents
-        | "BucketDocuments" >> beam_stages.BucketDocuments(config.random_seed, config.bucket_size)
+        read.buckets
         | "CreateInstances" >> beam.ParDo(
             beam_stages.CreateInstancesFn(config, staging, plan)
         ).with_outputs(beam_stages.STATS, main="pieces")
@@ -185,8 +197,9 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     FileSystems.copy([config.vocab_file], [posixpath.join(output_dir, VOCAB_FILE)])
     _delete_tree(staging)
     info = finalize_dataset(
-        output_dir, spec=spec, generation=config.generation(), inputs=files, stats=stats,
+        output_dir, spec=spec, generation=config.generation(), stats=stats,
         shards={split: sorted(e, key=lambda x: x["file"]) for split, e in shards.items()},
+        inputs=[path for path, _ in files],
         write_file=_write_text)
     instances = sum(e["records"] for entries in shards.values() for e in entries)
     print(f"Wrote {instances:,} instances in {sum(len(v) for v in shards.values())} shard(s) "

@@ -21,12 +21,14 @@ import bz2
 import gzip
 import json
 import zlib
-from typing import IO, Callable, Iterator, List, NamedTuple
+from typing import IO, Callable, Iterator, List, NamedTuple, Optional
 
 from pipeline import wikitext
 from pipeline.text import normalize
 
 FORMATS = ("wikipedia", "books", "sentences", "jsonl")
+# Formats whose uncompressed files can be read in byte ranges by several workers.
+SPLITTABLE = ("sentences", "jsonl")
 
 Skip = Callable[[str], None]
 
@@ -151,8 +153,55 @@ def read_wikipedia(stream: IO[bytes], skip: Skip) -> Iterator[Document]:
         ordinal += 1
 
 
+def is_splittable(path: str, input_format: str) -> bool:
+    return input_format in SPLITTABLE and not path.endswith((".bz2", ".gz"))
+
+
+def plan_ranges(path: str, size: int, input_format: str, split_bytes: int) -> List[tuple]:
+    """(start, end) byte ranges of a file, each read by one worker; (0, None) = whole file.
+
+    The plan depends only on the file size and split_bytes, never on the
+    number of workers, so document keys (and the output bytes) do not either.
+    """
+    if not is_splittable(path, input_format) or size <= split_bytes:
+        return [(0, None)]
+    return [(start, min(start + split_bytes, size)) for start in range(0, size, split_bytes)]
+
+
+def owned_lines(fileobj: IO[bytes], start: int, end: Optional[int],
+                by_document: bool) -> Iterator[bytes]:
+    """The lines of the documents a byte range owns.
+
+    A line (JSONL) belongs to the range holding its first byte. A document of
+    the sentences format belongs to the range holding the first byte of the
+    blank line before it (the first document to the range at 0), so every
+    document is read exactly once, wholly, by one range.
+    """
+    offset = start
+    if start > 0:
+        fileobj.seek(start - 1)
+        if fileobj.read(1) != b"\n":
+            offset += len(fileobj.readline())  # finish the line that straddles start
+    else:
+        fileobj.seek(0)
+    seen_separator = start == 0 or not by_document
+    while True:
+        line = fileobj.readline()
+        if not line:
+            return
+        blank = not line.strip()
+        if end is not None and offset >= end and (blank or not by_document):
+            return  # the next document is the next range's
+        if seen_separator:
+            yield line
+        elif blank:
+            seen_separator = True
+        offset += len(line)
+
+
 def read_documents(path: str, fileobj: IO[bytes], input_format: str, skip: Skip,
-                   text_field: str = "text") -> Iterator[Document]:
+                   text_field: str = "text", start: int = 0,
+                   end: Optional[int] = None) -> Iterator[Document]:
     """The documents of one input file.
 
     Args:
@@ -161,6 +210,8 @@ def read_documents(path: str, fileobj: IO[bytes], input_format: str, skip: Skip,
         input_format: one of FORMATS.
         skip: called with a reason for every record skipped.
         text_field: the JSONL field holding the text.
+        start, end: read only the documents of this byte range (see
+            owned_lines; splittable formats only).
 
     Example:
         >>> import io
@@ -168,7 +219,12 @@ def read_documents(path: str, fileobj: IO[bytes], input_format: str, skip: Skip,
         >>> [d.units for d in docs]
         [['One.', 'Two.'], ['Three.']]
     """
-    stream = open_compressed(path, fileobj)
+    if start or end is not None:
+        if not is_splittable(path, input_format):
+            raise ValueError(f"{path}: {input_format} files cannot be read in byte ranges")
+        stream = owned_lines(fileobj, start, end, by_document=input_format == "sentences")
+    else:
+        stream = open_compressed(path, fileobj)
     if input_format == "sentences":
         return read_sentences(stream, skip)
     if input_format == "books":

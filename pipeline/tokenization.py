@@ -1,6 +1,7 @@
 """BERT's tokenization (basic tokenizer + WordPiece), exactly as google-research's.
 
-Backed by Hugging Face `tokenizers`' BertWordPieceTokenizer (Rust). Measured
+Backed by Hugging Face `tokenizers`' WordPiece model with the BERT normalizer
+and pre-tokenizer (Rust). Measured
 on the 10,033 Wikipedia lead sections with the uncased vocab
 (shared/MEASURED.md): 100.00% of lines get the same ids as the reference
 FullTokenizer (`official.nlp.tools.tokenization`), where tensorflow-text's
@@ -13,7 +14,7 @@ agreement on every line of the real lead sections.
 from typing import Dict, List, Sequence
 
 from apache_beam.io.filesystems import FileSystems
-from tokenizers import BertWordPieceTokenizer
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from tfrecords.vocab import parse_vocab
 
@@ -60,10 +61,18 @@ class BertTokenizer:
         self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
             self.ids[t] for t in SPECIAL_TOKENS)
         self.do_lower_case = do_lower_case
-        # strip_accents=None follows lowercase, as BERT's basic tokenizer does.
-        self._tokenizer = BertWordPieceTokenizer(
-            self.ids, unk_token="[UNK]", clean_text=True, handle_chinese_chars=True,
-            strip_accents=None, lowercase=do_lower_case)
+        # Built from parts, not with BertWordPieceTokenizer: that one registers
+        # [CLS], [SEP], [MASK]... as added tokens, so a literal "[MASK]" in the
+        # text would become the mask id; the reference splits it into
+        # "[", "mask", "]". strip_accents=None follows lowercase, as BERT's
+        # basic tokenizer does.
+        tokenizer = Tokenizer(models.WordPiece(self.ids, unk_token="[UNK]",
+                                               max_input_chars_per_word=100))
+        tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None,
+            lowercase=do_lower_case)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self._tokenizer = tokenizer
         self.is_continuation = [t.startswith("##") for t in self.vocab]
         # Random replacements in masking draw from real tokens only (not
         # [PAD], [CLS], [unused*]...): the reference draws from the whole

@@ -1,7 +1,7 @@
 """Writing shards without a global shuffle: per-bucket pieces, then a merge.
 
 Each bucket writes its instances, already spread over the shards, into one
-piece file per shard it touches: `<staging>/_pieces/<split>-NNNNN/<bucket>.tfrecord`.
+piece file per shard it touches: `<staging>/_pieces/<split>-NNNNN/<bucket key>.tfrecord`.
 When every bucket is done, each shard is the concatenation of its pieces in
 bucket order (TFRecord records are self-delimiting, so concatenation is a
 byte copy; .gz shards are compressed while copying). Nothing of the
@@ -41,13 +41,13 @@ def frame_record(data: bytes) -> bytes:
     return length + _masked_crc(length) + data + _masked_crc(data)
 
 
-def piece_path(staging: str, split: str, shard: int, bucket: int) -> str:
-    return posixpath.join(staging, PIECES_DIR, f"{split}-{shard:05d}", f"{bucket:08d}.tfrecord")
+def piece_path(staging: str, split: str, shard: int, bucket: str) -> str:
+    return posixpath.join(staging, PIECES_DIR, f"{split}-{shard:05d}", f"{bucket}.tfrecord")
 
 
-def write_pieces(staging: str, split: str, bucket: int,
-                 records_by_shard: Dict[int, List[bytes]]) -> List[Tuple[str, int, int, int]]:
-    """Writes one bucket's records; returns (split, shard, bucket, count) per piece."""
+def write_pieces(staging: str, split: str, bucket: str,
+                 records_by_shard: Dict[int, List[bytes]]) -> List[Tuple[str, int, str, int]]:
+    """Writes one bucket's records; returns (split, shard, bucket key, count) per piece."""
     written = []
     for shard, records in sorted(records_by_shard.items()):
         if not records:
@@ -60,8 +60,8 @@ def write_pieces(staging: str, split: str, bucket: int,
 
 
 def merge_shard(staging: str, split: str, shard: int, num_shards: int,
-                pieces: Iterable[Tuple[int, int]], compress: bool) -> dict:
-    """Concatenates a shard's pieces, (bucket, count), in bucket order.
+                pieces: Iterable[Tuple[str, int]], compress: bool) -> dict:
+    """Concatenates a shard's pieces, (bucket key, count), in bucket-key order.
 
     Returns the shard's manifest entry {file, bytes, records}. An empty shard
     (a corpus smaller than the shard count) is written as an empty file, so

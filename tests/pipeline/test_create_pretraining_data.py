@@ -38,27 +38,31 @@ def shard_digests(directory):
 
 # -- transforms on TestPipeline ------------------------------------------------
 
-def test_read_corpus_transform_keys_documents_by_file_and_ordinal(tmp_path):
+def test_read_corpus_transform_deals_documents_into_buckets(tmp_path):
     path = tmp_path / "three.txt"
-    path.write_text("First doc.\n\nSecond doc, line one.\nLine two.\n")
+    path.write_text("First doc.\n\nSecond doc, line one.\nLine two.\n\nThird.\n")
     with BeamTestPipeline() as p:
-        read = p | beam_stages.ReadCorpus([str(path)], "sentences", "text", 1, 0.0)
-        assert_that(read.documents, equal_to([
-            ("train", "000000:0000000000", (["First doc."], True)),
-            ("train", "000000:0000000001", (["Second doc, line one.", "Line two."], True)),
-        ]), label="CheckDocuments")
-        assert_that(read[beam_stages.STATS], equal_to([{"input_files": 1}]), label="CheckStats")
+        read = p | beam_stages.ReadCorpus([(0, str(path), 0, None)], "sentences", "text", 1, 0.0,
+                                          bucket_size=10, open_buckets=2)
+        # 3 documents, buckets of 10: one bucket at the end, documents in reading order
+        assert_that(read.buckets, equal_to([
+            (("train", "000000-000000000000-000000"),
+             [(["First doc."], True), (["Second doc, line one.", "Line two."], True),
+              (["Third."], True)]),
+        ]), label="CheckBuckets")
+        assert_that(read[beam_stages.STATS], equal_to([{"input_ranges": 1}]), label="CheckStats")
 
 
-def test_bucket_documents_transform_groups_about_bucket_size():
-    docs = [("train", f"000000:{i:010d}", ([f"s{i}"], True)) for i in range(40)]
-    with BeamTestPipeline() as p:
-        buckets = (p | beam.Create(docs) | beam_stages.BucketDocuments(seed=7, bucket_size=10)
-                   | beam.MapTuple(lambda key, group: (key[0], len(group))))
-        sizes = (buckets | beam.combiners.ToList()
-                 | beam.Map(lambda pairs: (len(pairs), sum(n for _, n in pairs))))
-        # 40 documents / 10 per bucket = 4 buckets holding all 40
-        assert_that(sizes, equal_to([(4, 40)]))
+def test_bucket_window_bounds_memory_and_keeps_every_document():
+    import random
+
+    window = beam_stages.BucketWindow(random.Random(3), bucket_size=10, open_buckets=4)
+    out = [b for doc in range(95) for b in window.add(doc)]
+    assert all(len(b) == 10 for b in out)
+    assert sum(len(b) for b in window.buckets) <= 4 * 9  # never more than a window open
+    out += list(window.flush())
+    assert sorted(d for b in out for d in b) == list(range(95))
+    assert max(len(b) for b in out) <= 20 and min(len(b) for b in out) >= 5
 
 
 def test_seeds_are_derived_not_global():

@@ -74,3 +74,33 @@ def test_gzip_line_input_and_truncation():
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="--input_format must be one of"):
         readers.read_documents("f", io.BytesIO(b""), "html", print)
+
+
+@pytest.mark.parametrize("fmt", ["sentences", "jsonl"])
+def test_byte_ranges_read_every_document_exactly_once(fmt):
+    import random
+
+    rng = random.Random(fmt)
+    if fmt == "sentences":
+        docs = ["\n".join(f"Doc {d} sentence {s}." for s in range(rng.randint(1, 4)))
+                for d in range(60)]
+        # documents end with one blank line, or now and then two
+        data = "".join(d + rng.choice(["\n\n", "\n\n", "\n\n\n"]) for d in docs).encode()
+    else:
+        docs = [json.dumps({"text": f"Doc {d}. " * rng.randint(1, 9)}) for d in range(60)]
+        data = ("\n".join(docs) + "\n").encode()
+    whole = [d.units for d in _read(data, fmt)[0]]
+    assert len(whole) == 60
+    for split_bytes in (1, 7, 50, 333, len(data)):
+        got = []
+        for start, end in readers.plan_ranges("f.txt", len(data), fmt, split_bytes):
+            skipped = collections.Counter()
+            got += [d.units for d in readers.read_documents(
+                "f.txt", io.BytesIO(data), fmt, lambda r: skipped.update([r]), start=start, end=end)]
+        assert got == whole, split_bytes
+
+
+def test_compressed_and_book_files_are_not_split():
+    assert readers.plan_ranges("a.txt.gz", 10**9, "sentences", 1000) == [(0, None)]
+    assert readers.plan_ranges("a.txt", 10**9, "books", 1000) == [(0, None)]
+    assert len(readers.plan_ranges("a.jsonl", 2500, "jsonl", 1000)) == 3
