@@ -95,15 +95,15 @@ class BucketWindow:
 
 
 class ReadRangeFn(beam.DoFn):
-    """(file index, path, start, end) -> ((split, bucket key), documents); stats on a side output.
+    """(file index, path, start, end, format) -> ((split, bucket key), documents); stats aside.
 
     Documents are dealt into buckets (BucketWindow) per split as they are
     read, so the raw text never passes through the runner's shuffle.
     """
 
-    def __init__(self, input_format: str, text_field: str, seed: int, eval_fraction: float,
+    def __init__(self, text_field: str, seed: int, eval_fraction: float,
                  bucket_size: int, open_buckets: int):
-        self.input_format, self.text_field = input_format, text_field
+        self.text_field = text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
 
@@ -111,7 +111,7 @@ class ReadRangeFn(beam.DoFn):
         self.progress = _Progress("documents read")
 
     def process(self, element):
-        file_index, path, start, end = element
+        file_index, path, start, end, input_format = element
         range_key = f"{file_index:06d}-{start:012d}"
         skipped = collections.Counter()
 
@@ -131,7 +131,7 @@ class ReadRangeFn(beam.DoFn):
 
         documents = 0
         with FileSystems.open(path, compression_type="uncompressed") as f:
-            for doc in readers.read_documents(path, f, self.input_format, skip, self.text_field,
+            for doc in readers.read_documents(path, f, input_format, skip, self.text_field,
                                               start=start, end=end):
                 doc_key = f"{range_key}:{doc.ordinal:010d}"
                 split = ("eval" if self.eval_fraction and
@@ -152,10 +152,10 @@ class ReadRangeFn(beam.DoFn):
 class ReadCorpus(beam.PTransform):
     """Reads every input range into buckets of documents, each tagged with its split."""
 
-    def __init__(self, ranges: List[tuple], input_format: str, text_field: str, seed: int,
+    def __init__(self, ranges: List[tuple], text_field: str, seed: int,
                  eval_fraction: float, bucket_size: int, open_buckets: int):
         super().__init__()
-        self.ranges, self.input_format, self.text_field = ranges, input_format, text_field
+        self.ranges, self.text_field = ranges, text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
 
@@ -165,7 +165,7 @@ class ReadCorpus(beam.PTransform):
             | "ListRanges" >> beam.Create(self.ranges)
             | "SpreadRanges" >> beam.Reshuffle()
             | "ReadAndBucket" >> beam.ParDo(ReadRangeFn(
-                self.input_format, self.text_field, self.seed, self.eval_fraction,
+                self.text_field, self.seed, self.eval_fraction,
                 self.bucket_size, self.open_buckets)).with_outputs(STATS, main="buckets")
         )
 

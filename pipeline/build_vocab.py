@@ -39,7 +39,8 @@ def main(argv):
             print(f"error: --{name} is required", file=sys.stderr)
             return 2
     try:
-        files = [path for path, _ in match_inputs(FLAGS.input_file)]
+        files = [f"{fmt}:{path}" for path, _, fmt in match_inputs(FLAGS.input_file,
+                                                                    FLAGS.input_format)]
         start = time.time()
         tokens = build_vocab(files, input_format=FLAGS.input_format, vocab_size=FLAGS.vocab_size,
                              do_lower_case=FLAGS.do_lower_case, num_unused=FLAGS.num_unused,

@@ -26,8 +26,11 @@ from pipeline.pretraining_data import (
 from pipeline.readers import FORMATS
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("input_file", None, "Comma-separated input files or globs.")
-flags.DEFINE_enum("input_format", "sentences", list(FORMATS), "How the input files are laid out.")
+flags.DEFINE_list("input_file", None,
+                  "Comma-separated input files or globs; FORMAT:pattern sets one pattern's "
+                  "format (e.g. wikipedia:dump.xml.bz2,books:plays/*.txt).")
+flags.DEFINE_enum("input_format", "sentences", list(FORMATS),
+                  "How input files without a FORMAT: prefix are laid out.")
 flags.DEFINE_string("text_field", "text", "JSONL field holding a document's text.")
 flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt (BERT layout).")
 flags.DEFINE_string("output_dir", None, "The dataset directory to write.")

@@ -80,32 +80,49 @@ class PretrainingDataConfig:
         return out
 
 
-def match_inputs(patterns: Sequence[str]) -> List[Tuple[str, int]]:
-    """(path, size) of every file the patterns match, sorted (the order fixes document keys)."""
+def parse_input(pattern: str, default_format: str) -> Tuple[str, str]:
+    """"FORMAT:pattern" -> (format, pattern); a bare pattern takes default_format.
+
+    Example:
+        >>> parse_input("books:data/plays/*.txt", "sentences"), parse_input("gs://b/x", "jsonl")
+        (('books', 'data/plays/*.txt'), ('jsonl', 'gs://b/x'))
+    """
+    prefix, sep, rest = pattern.partition(":")
+    if sep and prefix in readers.FORMATS:
+        return prefix, rest
+    return default_format, pattern
+
+
+def match_inputs(patterns: Sequence[str], default_format: str = "sentences"
+                 ) -> List[Tuple[str, int, str]]:
+    """(path, size, format) of every file the patterns match, sorted per pattern.
+
+    The order fixes document keys, so it must not depend on the file system's listing.
+    """
+    parsed = [parse_input(p, default_format) for p in patterns]
     files = []
-    for pattern, result in zip(patterns, FileSystems.match(list(patterns))):
-        matched = sorted((m.path, m.size_in_bytes) for m in result.metadata_list)
+    for (fmt, pattern), result in zip(parsed, FileSystems.match([p for _, p in parsed])):
+        matched = sorted((m.path, m.size_in_bytes, fmt) for m in result.metadata_list)
         if not matched:
             raise UsageError(f"--input_file: no files match {pattern!r}")
         files.extend(matched)
     return files
 
 
-def plan_ranges(files: Sequence[Tuple[str, int]], config: "PretrainingDataConfig") -> List[tuple]:
-    """(file index, path, start, end) work items: splittable files in byte ranges."""
-    split_bytes = config.input_split_mb << 20
-    return [(index, path, start, end)
-            for index, (path, size) in enumerate(files)
-            for start, end in readers.plan_ranges(path, size, config.input_format, split_bytes)]
+def plan_ranges(files: Sequence[Tuple[str, int, str]], split_mb: int) -> List[tuple]:
+    """(file index, path, start, end, format) work items: splittable files in byte ranges."""
+    return [(index, path, start, end, fmt)
+            for index, (path, size, fmt) in enumerate(files)
+            for start, end in readers.plan_ranges(path, size, fmt, split_mb << 20)]
 
 
-def build_pretraining_data(root, *, files: List[Tuple[str, int]], staging: str,
+def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: str,
                            config: PretrainingDataConfig):
     """Adds the job to a pipeline; returns (stats, manifest) PCollections.
 
     Args:
         root: the pipeline (or TestPipeline) root.
-        files: the input files and their sizes, in a fixed order.
+        files: the input files, their sizes and formats, in a fixed order.
         staging: the directory shards and pieces are written to.
         config: all generation parameters.
 
@@ -116,7 +133,7 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int]], staging: str,
     plan = beam_stages.make_shard_plan(config.eval_fraction, config.num_shards,
                                        config.num_eval_shards)
     read = root | "ReadCorpus" >> beam_stages.ReadCorpus(
-        plan_ranges(files, config), config.input_format, config.text_field, config.random_seed,
+        plan_ranges(files, config.input_split_mb), config.text_field, config.random_seed,
         config.eval_fraction, config.bucket_size, config.open_buckets)
     created = (
         read.buckets
@@ -157,7 +174,7 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     if FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE)) and not config.overwrite:
         raise UsageError(f"{output_dir} already holds a complete dataset; pass --overwrite "
                          "to replace it")
-    files = match_inputs(config.input_file)
+    files = match_inputs(config.input_file, config.input_format)
     try:
         vocab = load_vocab(config.vocab_file)
         BertTokenizer(vocab, config.do_lower_case, source=config.vocab_file)
@@ -170,7 +187,8 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     _delete_tree(staging)
     FileSystems.mkdirs(staging)
     options = PipelineOptions(beam_args or [])
-    print(f"Reading {len(files)} file(s) ({config.input_format}) -> {output_dir}",
+    formats = sorted({fmt for _, _, fmt in files})
+    print(f"Reading {len(files)} file(s) ({', '.join(formats)}) -> {output_dir}",
           file=sys.stderr, flush=True)
     start = time.time()
     with beam.Pipeline(options=options) as root:
@@ -199,7 +217,7 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     info = finalize_dataset(
         output_dir, spec=spec, generation=config.generation(), stats=stats,
         shards={split: sorted(e, key=lambda x: x["file"]) for split, e in shards.items()},
-        inputs=[path for path, _ in files],
+        inputs=[f"{fmt}:{path}" for path, _, fmt in files],
         write_file=_write_text)
     instances = sum(e["records"] for entries in shards.values() for e in entries)
     print(f"Wrote {instances:,} instances in {sum(len(v) for v in shards.values())} shard(s) "

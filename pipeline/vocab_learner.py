@@ -23,13 +23,13 @@ distinct words do not fit, --sample_fraction keeps a deterministic
 import hashlib
 import sys
 import time
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
 from tokenizers import BertWordPieceTokenizer
 
 from pipeline import readers
-from pipeline.pretraining_data import UsageError
+from pipeline.pretraining_data import UsageError, parse_input
 
 def special_tokens(num_unused: int) -> List[str]:
     """BERT's layout: [PAD], [unused0..], [UNK], [CLS], [SEP], [MASK]."""
@@ -37,11 +37,15 @@ def special_tokens(num_unused: int) -> List[str]:
             "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def iter_texts(files: Sequence[str], input_format: str, text_field: str,
-               sample_fraction: float, counts: dict) -> Iterator[str]:
-    """Every document's text units (sentences or paragraphs), sampled by document."""
+def iter_texts(files: Sequence[Tuple[str, str]], text_field: str, sample_fraction: float,
+               counts: dict) -> Iterator[str]:
+    """Every document's text units (sentences or paragraphs), sampled by document.
+
+    Args:
+        files: (path, input format) pairs.
+    """
     last = time.time()
-    for file_index, path in enumerate(files):
+    for file_index, (path, input_format) in enumerate(files):
         def skip(reason):
             counts[f"skipped_{reason}"] = counts.get(f"skipped_{reason}", 0) + 1
         with FileSystems.open(path, compression_type="uncompressed") as f:
@@ -78,7 +82,8 @@ def build_vocab(files: Sequence[str], *, input_format: str, vocab_size: int,
     tokenizer = BertWordPieceTokenizer(clean_text=True, handle_chinese_chars=True,
                                        strip_accents=None, lowercase=do_lower_case)
     tokenizer.train_from_iterator(
-        iter_texts(files, input_format, text_field, sample_fraction, counts),
+        iter_texts([parse_input(f, input_format)[::-1] for f in files], text_field,
+                   sample_fraction, counts),
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
         limit_alphabet=1000, wordpieces_prefix="##", show_progress=False)
     learned = set(tokenizer.get_vocab()) - set(specials)

@@ -42,7 +42,7 @@ def test_read_corpus_transform_deals_documents_into_buckets(tmp_path):
     path = tmp_path / "three.txt"
     path.write_text("First doc.\n\nSecond doc, line one.\nLine two.\n\nThird.\n")
     with BeamTestPipeline() as p:
-        read = p | beam_stages.ReadCorpus([(0, str(path), 0, None)], "sentences", "text", 1, 0.0,
+        read = p | beam_stages.ReadCorpus([(0, str(path), 0, None, "sentences")], "text", 1, 0.0,
                                           bucket_size=10, open_buckets=2)
         # 3 documents, buckets of 10: one bucket at the end, documents in reading order
         assert_that(read.buckets, equal_to([
@@ -63,6 +63,28 @@ def test_bucket_window_bounds_memory_and_keeps_every_document():
     out += list(window.flush())
     assert sorted(d for b in out for d in b) == list(range(95))
     assert max(len(b) for b in out) <= 20 and min(len(b) for b in out) >= 5
+
+
+def test_create_instances_and_merge_shards_transforms(tmp_path):
+    cfg = config(tmp_path, dupe_factor=2)
+    docs = [(["The river starts high in the northern hills.", "It runs south."], True),
+            (["Bread is made from flour.", "The dough is kneaded.", "Many bakers start."], True)]
+    staging = str(tmp_path / "staging")
+    plan = {"train": 2}
+    with BeamTestPipeline() as p:
+        created = (p | beam.Create([(("train", "b0"), docs)])
+                   | beam.ParDo(beam_stages.CreateInstancesFn(cfg, staging, plan)).with_outputs(
+                       beam_stages.STATS, main="pieces"))
+        manifest = created.pieces | beam_stages.MergeShards(staging, plan, compress=False)
+        counts = (manifest | beam.Map(lambda kv: kv[1]["records"])
+                  | beam.CombineGlobally(sum))
+        instances = created[beam_stages.STATS] | beam.Map(lambda s: s["instances"])
+        # every instance the bucket made is in exactly one shard
+        agree = ((counts, instances) | beam.Flatten() | beam.combiners.ToList()
+                 | beam.Map(lambda both: len(both) == 2 and both[0] == both[1] > 0))
+        assert_that(agree, equal_to([True]))
+    names = sorted(os.listdir(staging))
+    assert names == ["_pieces", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
 
 
 def test_seeds_are_derived_not_global():
@@ -87,6 +109,16 @@ def test_job_writes_a_complete_readable_dataset(tmp_path):
     batches = list(make_dataset(str(ds), global_batch_size=4, is_training=False))
     assert sum(int(b["input_ids"].shape[0]) for b in batches) == stats["instances"]
     assert batches[0]["input_ids"].shape[1] == 64 and batches[0]["masked_lm_ids"].shape[1] == 10
+
+
+def test_one_dataset_from_several_formats(tmp_path):
+    run(config(tmp_path, input_file=(f"wikipedia:{CORPUS / 'wiki.xml'}",
+                                     f"books:{CORPUS / 'books' / '*.txt'}",
+                                     str(CORPUS / "docs.jsonl")), input_format="jsonl"), IN_MEMORY)
+    info = json.loads((tmp_path / "ds" / "info.json").read_text())
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert stats["documents"] == 2 + 2 + 3  # articles, books, JSONL lines (hand-counted)
+    assert [i.split(":")[0] for i in info["inputs"]] == ["wikipedia", "books", "books", "jsonl"]
 
 
 def test_existing_dataset_needs_overwrite(tmp_path):

@@ -38,9 +38,10 @@ def test_too_small_and_empty_inputs(tmp_path):
 
 def test_sampling_takes_a_fixed_subset_and_the_order_is_canonical():
     files = [str(CORPUS / "sentences.txt")]
-    first = list(iter_texts(files, "sentences", "text", 0.5, {}))
-    assert first == list(iter_texts(files, "sentences", "text", 0.5, {}))
-    assert 0 < len(first) < len(list(iter_texts(files, "sentences", "text", 1.0, {})))
+    pairs = [(files[0], "sentences")]
+    first = list(iter_texts(pairs, "text", 0.5, {}))
+    assert first == list(iter_texts(pairs, "text", 0.5, {}))
+    assert 0 < len(first) < len(list(iter_texts(pairs, "text", 1.0, {})))
     # HF's trainer breaks ties at random (a few entries differ run to run, see
     # vocab_learner.build_vocab); the order of what it learns is canonical
     learned = build_vocab(files, input_format="sentences", vocab_size=400, num_unused=0,
