@@ -1,12 +1,12 @@
 """The Beam transforms of the pretraining-data job, each a named PTransform.
 
-    byte ranges of the input files ─ReadCorpus─▶ (split, bucket key) -> documents
+    work items (byte ranges, files) ─ReadCorpus─▶ (split, bucket key) -> documents
         ─CreateInstances─▶ piece files + stats ─MergeShards─▶ shards + manifest
 
 Randomness is derived, never global: a document's split comes from a hash
 of (seed, its range, its ordinal); the dealing of documents into buckets
-from (seed, split, range); a bucket's instances from (seed, split, bucket
-key). Ranges depend on file sizes only. So the same inputs and seed give
+from (seed, split, work item); a bucket's instances from (seed, split,
+bucket key). Work items depend on file names and sizes only. So the same inputs and seed give
 the same bytes however the runner distributes the work.
 """
 
@@ -95,10 +95,12 @@ class BucketWindow:
 
 
 class ReadRangeFn(beam.DoFn):
-    """(file index, path, start, end, format) -> ((split, bucket key), documents); stats aside.
+    """A work item -> ((split, bucket key), documents); stats on a side output.
 
-    Documents are dealt into buckets (BucketWindow) per split as they are
-    read, so the raw text never passes through the runner's shuffle.
+    A work item is a list of (file index, path, start, end, format) ranges,
+    read in order. Documents are dealt into buckets (BucketWindow) per split
+    as they are read, so the raw text never passes through the runner's
+    shuffle.
     """
 
     def __init__(self, text_field: str, seed: int, eval_fraction: float,
@@ -110,60 +112,63 @@ class ReadRangeFn(beam.DoFn):
     def setup(self):
         self.progress = _Progress("documents read")
 
-    def process(self, element):
-        file_index, path, start, end, input_format = element
-        range_key = f"{file_index:06d}-{start:012d}"
+    def process(self, item):
+        file_index, _, start, _, _ = item[0]
+        item_key = f"{file_index:06d}-{start:012d}"
         skipped = collections.Counter()
 
         def skip(reason):
             skipped[reason] += 1
             beam.metrics.Metrics.counter(NAMESPACE, f"skipped_{reason}").inc()
 
-        windows = {split: BucketWindow(random.Random(derive_seed(self.seed, "deal", split, range_key)),
+        windows = {split: BucketWindow(random.Random(derive_seed(self.seed, "deal", split, item_key)),
                                        self.bucket_size, self.open_buckets)
                    for split in ("train", "eval")}
         serial = collections.Counter()
 
         def emit(split, bucket):
-            key = f"{range_key}-{serial[split]:06d}"
+            key = f"{item_key}-{serial[split]:06d}"
             serial[split] += 1
             return (split, key), bucket
 
         documents = 0
-        with FileSystems.open(path, compression_type="uncompressed") as f:
-            for doc in readers.read_documents(path, f, input_format, skip, self.text_field,
-                                              start=start, end=end):
-                doc_key = f"{range_key}:{doc.ordinal:010d}"
-                split = ("eval" if self.eval_fraction and
-                         unit_hash(self.seed, "split", doc_key) < self.eval_fraction else "train")
-                documents += 1
-                self.progress.add(1, f"({path})")
-                for bucket in windows[split].add((doc.units, doc.presplit)):
-                    yield emit(split, bucket)
+        for file_index, path, start, end, input_format in item:
+            range_key = f"{file_index:06d}-{start:012d}"
+            with FileSystems.open(path, compression_type="uncompressed") as f:
+                for doc in readers.read_documents(path, f, input_format, skip, self.text_field,
+                                                  start=start, end=end):
+                    doc_key = f"{range_key}:{doc.ordinal:010d}"
+                    split = ("eval" if self.eval_fraction and
+                             unit_hash(self.seed, "split", doc_key) < self.eval_fraction
+                             else "train")
+                    documents += 1
+                    self.progress.add(1, f"({path})")
+                    for bucket in windows[split].add((doc.units, doc.presplit)):
+                        yield emit(split, bucket)
         for split, window in windows.items():
             for bucket in window.flush():
                 yield emit(split, bucket)
         beam.metrics.Metrics.counter(NAMESPACE, "documents_read").inc(documents)
         stats = {f"skipped_{reason}": n for reason, n in skipped.items()}
-        stats["input_ranges"] = 1
+        stats["work_items"] = 1
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
 
 class ReadCorpus(beam.PTransform):
-    """Reads every input range into buckets of documents, each tagged with its split."""
+    """Reads every work item into buckets of documents, each tagged with its split."""
 
-    def __init__(self, ranges: List[tuple], text_field: str, seed: int,
+    def __init__(self, items: List[List[tuple]], text_field: str, seed: int,
                  eval_fraction: float, bucket_size: int, open_buckets: int):
         super().__init__()
-        self.ranges, self.text_field = ranges, text_field
+        self.items, self.text_field = items, text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
 
     def expand(self, root):
         return (
             root
-            | "ListRanges" >> beam.Create(self.ranges)
-            | "SpreadRanges" >> beam.Reshuffle()
+            | "ListWorkItems" >> beam.Create(self.items)
+            | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadAndBucket" >> beam.ParDo(ReadRangeFn(
                 self.text_field, self.seed, self.eval_fraction,
                 self.bucket_size, self.open_buckets)).with_outputs(STATS, main="buckets")

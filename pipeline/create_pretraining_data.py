@@ -63,6 +63,9 @@ flags.DEFINE_integer("open_buckets", 4,
 flags.DEFINE_integer("input_split_mb", 1,
                      "Uncompressed sentences/JSONL files are read in ranges of this many MB, "
                      "in parallel.", lower_bound=1)
+flags.DEFINE_integer("books_per_item", 16,
+                     "Book files (one document each) read together by one worker, so a "
+                     "bucket holds several books to draw NSP negatives from.", lower_bound=1)
 flags.DEFINE_float("eval_fraction", 0.0, "Fraction of documents held out as the eval split.",
                    lower_bound=0.0, upper_bound=0.5)
 flags.DEFINE_integer("num_eval_shards", 1, "Eval shards to write.", lower_bound=1)
@@ -86,7 +89,8 @@ def main(argv):
         num_shards=FLAGS.num_shards, masking=FLAGS.masking,
         next_sentence_prediction=FLAGS.next_sentence_prediction,
         bucket_size=FLAGS.bucket_size, open_buckets=FLAGS.open_buckets,
-        input_split_mb=FLAGS.input_split_mb, eval_fraction=FLAGS.eval_fraction,
+        input_split_mb=FLAGS.input_split_mb, books_per_item=FLAGS.books_per_item,
+        eval_fraction=FLAGS.eval_fraction,
         num_eval_shards=FLAGS.num_eval_shards, gzip=FLAGS.gzip, overwrite=FLAGS.overwrite)
     try:
         run(config, default_beam_args(argv[1:]))

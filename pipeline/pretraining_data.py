@@ -55,6 +55,7 @@ class PretrainingDataConfig:
     bucket_size: int = 2000
     open_buckets: int = 4
     input_split_mb: int = 1
+    books_per_item: int = 16
     eval_fraction: float = 0.0
     num_eval_shards: int = 1
     gzip: bool = False
@@ -109,11 +110,29 @@ def match_inputs(patterns: Sequence[str], default_format: str = "sentences"
     return files
 
 
-def plan_ranges(files: Sequence[Tuple[str, int, str]], split_mb: int) -> List[tuple]:
-    """(file index, path, start, end, format) work items: splittable files in byte ranges."""
-    return [(index, path, start, end, fmt)
-            for index, (path, size, fmt) in enumerate(files)
-            for start, end in readers.plan_ranges(path, size, fmt, split_mb << 20)]
+def plan_work(files: Sequence[Tuple[str, int, str]], split_mb: int,
+              books_per_item: int) -> List[List[tuple]]:
+    """Work items: lists of (file index, path, start, end, format) read by one worker.
+
+    Splittable files are cut in byte ranges of split_mb, one item each;
+    wikipedia files are one item each; book files (one document each) are
+    grouped books_per_item to an item, so that a bucket holds several books
+    for NSP negatives to come from.
+    """
+    items: List[List[tuple]] = []
+    books: List[tuple] = []
+    for index, (path, size, fmt) in enumerate(files):
+        for start, end in readers.plan_ranges(path, size, fmt, split_mb << 20):
+            if fmt == "books":
+                books.append((index, path, start, end, fmt))
+                if len(books) == books_per_item:
+                    items.append(books)
+                    books = []
+            else:
+                items.append([(index, path, start, end, fmt)])
+    if books:
+        items.append(books)
+    return items
 
 
 def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: str,
@@ -133,7 +152,8 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
     plan = beam_stages.make_shard_plan(config.eval_fraction, config.num_shards,
                                        config.num_eval_shards)
     read = root | "ReadCorpus" >> beam_stages.ReadCorpus(
-        plan_ranges(files, config.input_split_mb), config.text_field, config.random_seed,
+        plan_work(files, config.input_split_mb, config.books_per_item), config.text_field,
+        config.random_seed,
         config.eval_fraction, config.bucket_size, config.open_buckets)
     created = (
         read.buckets

@@ -10,9 +10,28 @@ mkdir -p "$RUN"
 
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 
-echo "== 1. sample data (real Wikipedia dump excerpt, lead sections, plays, reviews, MiniLM) =="
+echo "== 1. Sample data: real Wikipedia dump excerpt, lead sections, plays, reviews, MiniLM =="
 run "$PY" -m pipeline.sample_data --data_dir "$DATA"
 
 echo
-echo "Demo so far: the data stage. Pretraining-data generation, training, export"
-echo "and fine-tuning join this script as their issues land (see README.md)."
+echo "== 2. A WordPiece vocabulary learned from the lead sections =="
+echo "(shown for the record; the datasets below use the standard uncased BERT vocab, so"
+echo " that models pretrained here and published checkpoints such as MiniLM share ids)"
+run "$PY" -m pipeline.build_vocab --input_file "$DATA/wiki_leads/leads.jsonl" \
+    --input_format jsonl --vocab_size 30522 --output_file "$RUN/learned_vocab.txt"
+
+echo
+echo "== 3. Pretraining data: Wikipedia dump excerpt + lead sections + plays, 5% held out =="
+run "$PY" -m pipeline.create_pretraining_data \
+    --input_file "wikipedia:$DATA/wikipedia/enwiki-excerpt.xml.bz2,jsonl:$DATA/wiki_leads/leads.jsonl,books:$DATA/plays/*.txt" \
+    --vocab_file "$DATA/vocab/uncased_vocab.txt" --output_dir "$RUN/dataset" \
+    --max_seq_length 128 --max_predictions_per_seq 20 --dupe_factor 5 \
+    --num_shards 8 --eval_fraction 0.05 --overwrite
+
+echo
+echo "== 4. What the dataset holds =="
+run "$PY" -m tfrecords.inspect "$RUN/dataset" --num_examples 2
+
+echo
+echo "Demo so far: data, vocabulary and pretraining-data stages (in $RUN)."
+echo "Pretraining, export and fine-tuning join this script as their issues land."

@@ -42,15 +42,15 @@ def test_read_corpus_transform_deals_documents_into_buckets(tmp_path):
     path = tmp_path / "three.txt"
     path.write_text("First doc.\n\nSecond doc, line one.\nLine two.\n\nThird.\n")
     with BeamTestPipeline() as p:
-        read = p | beam_stages.ReadCorpus([(0, str(path), 0, None, "sentences")], "text", 1, 0.0,
-                                          bucket_size=10, open_buckets=2)
+        read = p | beam_stages.ReadCorpus([[(0, str(path), 0, None, "sentences")]], "text", 1,
+                                          0.0, bucket_size=10, open_buckets=2)
         # 3 documents, buckets of 10: one bucket at the end, documents in reading order
         assert_that(read.buckets, equal_to([
             (("train", "000000-000000000000-000000"),
              [(["First doc."], True), (["Second doc, line one.", "Line two."], True),
               (["Third."], True)]),
         ]), label="CheckBuckets")
-        assert_that(read[beam_stages.STATS], equal_to([{"input_ranges": 1}]), label="CheckStats")
+        assert_that(read[beam_stages.STATS], equal_to([{"work_items": 1}]), label="CheckStats")
 
 
 def test_bucket_window_bounds_memory_and_keeps_every_document():
@@ -119,6 +119,19 @@ def test_one_dataset_from_several_formats(tmp_path):
     stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
     assert stats["documents"] == 2 + 2 + 3  # articles, books, JSONL lines (hand-counted)
     assert [i.split(":")[0] for i in info["inputs"]] == ["wikipedia", "books", "books", "jsonl"]
+
+
+def test_books_are_grouped_so_negatives_come_from_other_books(tmp_path):
+    from pipeline.pretraining_data import plan_work
+
+    files = [(f"b{i}.txt", 100, "books") for i in range(5)] + [("s.txt", 3 << 20, "sentences")]
+    items = plan_work(files, split_mb=1, books_per_item=2)
+    assert [[r[1] for r in item] for item in items] == [
+        ["b0.txt", "b1.txt"], ["b2.txt", "b3.txt"], ["s.txt"], ["s.txt"], ["s.txt"], ["b4.txt"]]
+    run(config(tmp_path, input_file=(str(CORPUS / "books" / "*.txt"),), input_format="books"),
+        IN_MEMORY)
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert "nsp_negative_unavailable" not in stats and stats["nsp_random_next"] > 0
 
 
 def test_existing_dataset_needs_overwrite(tmp_path):
