@@ -29,8 +29,9 @@ data: $(STAMP)
 demo: data
 	bash scripts/demo.sh $(PY) $(DATA_DIR) $(RUN_DIR)
 
-bench: $(STAMP)
+bench: $(STAMP) data
 	$(PY) benchmarks/bench_encode.py
+	$(PY) benchmarks/bench_pipeline.py --repeats 3
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR)
