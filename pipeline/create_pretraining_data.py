@@ -17,6 +17,7 @@ The dataset is written to <output_dir>.staging and moved into place when
 whole; COMPLETED is written last.
 """
 
+import dataclasses
 import sys
 
 from absl import app, flags
@@ -78,20 +79,11 @@ def main(argv):
         if not getattr(FLAGS, name):
             print(f"error: --{name} is required", file=sys.stderr)
             return 2
-    config = PretrainingDataConfig(
-        input_file=tuple(FLAGS.input_file), input_format=FLAGS.input_format,
-        vocab_file=FLAGS.vocab_file, output_dir=FLAGS.output_dir, text_field=FLAGS.text_field,
-        do_lower_case=FLAGS.do_lower_case, max_seq_length=FLAGS.max_seq_length,
-        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-        masked_lm_prob=FLAGS.masked_lm_prob, dupe_factor=FLAGS.dupe_factor,
-        short_seq_prob=FLAGS.short_seq_prob, random_seed=FLAGS.random_seed,
-        do_whole_word_mask=FLAGS.do_whole_word_mask, max_ngram_size=FLAGS.max_ngram_size or 0,
-        num_shards=FLAGS.num_shards, masking=FLAGS.masking,
-        next_sentence_prediction=FLAGS.next_sentence_prediction,
-        bucket_size=FLAGS.bucket_size, open_buckets=FLAGS.open_buckets,
-        input_split_mb=FLAGS.input_split_mb, books_per_item=FLAGS.books_per_item,
-        eval_fraction=FLAGS.eval_fraction,
-        num_eval_shards=FLAGS.num_eval_shards, gzip=FLAGS.gzip, overwrite=FLAGS.overwrite)
+    # Every config field has a flag of the same name (tests check it).
+    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(PretrainingDataConfig)}
+    values["input_file"] = tuple(values["input_file"])
+    values["max_ngram_size"] = values["max_ngram_size"] or 0
+    config = PretrainingDataConfig(**values)
     try:
         run(config, default_beam_args(argv[1:]))
     except UsageError as e:
