@@ -164,12 +164,6 @@ class Dataset:
         path = posixpath.join(self.directory, VOCAB_FILE)
         return path if tf.io.gfile.exists(path) else None
 
-    @property
-    def compressed(self) -> bool:
-        return any(
-            s["file"].endswith(".gz") for shards in self.info["shards"].values() for s in shards
-        )
-
 
 def open_dataset(directory: str) -> Dataset:
     """Opens a dataset directory after checking it is whole.

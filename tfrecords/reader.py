@@ -13,7 +13,7 @@ TPUs want), masked_lm_weights as float32.
 
 import dataclasses
 import posixpath
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -203,10 +203,3 @@ def make_dataset(
         _parse_batch(source.spec, source.v2_names), num_parallel_calls=tf.data.AUTOTUNE
     )
     return batches.prefetch(tf.data.AUTOTUNE)
-
-
-def read_examples(path: str, limit: int, split: str = "train") -> Tuple[List[Dict[str, list]], Source]:
-    """The first `limit` records in file order as dicts of lists, and their Source."""
-    source = open_source(path, split)
-    ds = make_dataset(path, global_batch_size=1, is_training=False, source=source).take(limit)
-    return [{k: v[0].numpy().tolist() for k, v in batch.items()} for batch in ds], source
