@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import readers
-from pipeline.instances import InstanceConfig, SpecialIds, create_instances
+from pipeline.instances import SpecialIds, create_instances
 from pipeline.text import split_sentences
 from pipeline.tokenization import BertTokenizer, load_vocab
 from pipeline.writer import merge_shard, write_pieces

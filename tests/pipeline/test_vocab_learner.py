@@ -3,7 +3,7 @@ import pytest
 from pipeline.pretraining_data import UsageError
 from pipeline.tokenization import BertTokenizer
 from pipeline.vocab_learner import build_vocab, iter_texts, special_tokens
-from tests.conftest import FIXTURES, ROOT, run_module
+from tests.conftest import FIXTURES, run_module
 
 CORPUS = FIXTURES / "corpus"
 

@@ -8,7 +8,7 @@ from tfrecords.encode import InstanceEncoder
 from tfrecords.features import FeatureSpec
 from tfrecords.reader import make_dataset, open_source
 from tfrecords.shards import DatasetError
-from tests.tfrecords.helpers import SPEC, make_instance, write_dataset
+from tests.tfrecords.helpers import make_instance, write_dataset
 
 
 def _all_records(ds):
