@@ -27,6 +27,7 @@ setuptools.setup(
         "mwparserfromhell==0.7.2",
         "blingfire==0.1.8",
         "tokenizers==0.23.3",
+        "tensorboard==2.21.0",
     ],
     entry_points={
         "console_scripts": [
@@ -34,6 +35,7 @@ setuptools.setup(
             "bert-sample-data=pipeline.sample_data:run",
             "bert-create-pretraining-data=pipeline.create_pretraining_data:entry_point",
             "bert-build-vocab=pipeline.build_vocab:entry_point",
+            "bert-pretrain=model.pretrain:entry_point",
         ],
     },
 )

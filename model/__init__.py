@@ -1,0 +1,1 @@
+"""Keras + keras-hub models: the BERT pretrainer, training under tf.distribute."""

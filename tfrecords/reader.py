@@ -140,6 +140,7 @@ def make_dataset(
     split: str = "train",
     input_context: Optional[tf.distribute.InputContext] = None,
     is_training: bool = True,
+    shuffle: Optional[bool] = None,
     seed: Optional[int] = None,
     shuffle_buffer_size: int = 10_000,
     cycle_length: int = 8,
@@ -153,8 +154,10 @@ def make_dataset(
             yields `input_context.get_per_replica_batch_size()` of it.
         split: which split of a dataset directory to read.
         input_context: from `strategy.distribute_datasets_from_function`.
-        is_training: shuffle files and records, repeat forever, and drop the
-            last partial batch; otherwise one ordered pass with every record.
+        is_training: repeat forever and drop the last partial batch (and
+            shuffle); otherwise one ordered pass with every record.
+        shuffle: shuffle files and records (default: is_training); False
+            keeps file and record order, for reproducible runs.
         seed: shuffle seed (None: a new order each run).
         shuffle_buffer_size: records held for the record-level shuffle.
         cycle_length: files read at once.
@@ -168,6 +171,7 @@ def make_dataset(
     if global_batch_size < 1:
         raise ValueError(f"global_batch_size must be positive, got {global_batch_size}")
     source = source or open_source(path, split)
+    shuffle = is_training if shuffle is None else shuffle
     files = source.files
     batch_size = global_batch_size
     filenames = tf.data.Dataset.from_tensor_slices(files)
@@ -180,8 +184,9 @@ def make_dataset(
                 filenames = filenames.shard(pipelines, input_context.input_pipeline_id)
             else:
                 shard_records = True
-    if is_training:
+    if shuffle:
         filenames = filenames.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if is_training:
         filenames = filenames.repeat()
 
     def read(filename):
@@ -192,11 +197,11 @@ def make_dataset(
         read,
         cycle_length=min(cycle_length, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=not is_training,
+        deterministic=not shuffle,
     )
     if shard_records:
         records = records.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if is_training:
+    if shuffle:
         records = records.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     batches = records.batch(batch_size, drop_remainder=is_training)
     batches = batches.map(

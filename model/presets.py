@@ -1,0 +1,94 @@
+"""BERT model sizes in one place, with per-field overrides.
+
+The Turc et al. "Well-Read Students Learn Better" family (tiny, mini,
+small, medium) and the BERT paper's base and large. The vocabulary size is
+not part of a preset: it comes from the dataset's vocab.txt.
+"""
+
+import dataclasses
+import json
+from typing import Mapping, Optional
+
+PRESETS = {
+    "bert_tiny": dict(num_layers=2, hidden_dim=128, num_heads=2, intermediate_dim=512),
+    "bert_mini": dict(num_layers=4, hidden_dim=256, num_heads=4, intermediate_dim=1024),
+    "bert_small": dict(num_layers=4, hidden_dim=512, num_heads=8, intermediate_dim=2048),
+    "bert_medium": dict(num_layers=8, hidden_dim=512, num_heads=8, intermediate_dim=2048),
+    "bert_base": dict(num_layers=12, hidden_dim=768, num_heads=12, intermediate_dim=3072),
+    "bert_large": dict(num_layers=24, hidden_dim=1024, num_heads=16, intermediate_dim=4096),
+}
+
+
+class ConfigError(ValueError):
+    """A model configuration that cannot work; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A resolved BERT encoder configuration (written as config.json).
+
+    Example:
+        >>> cfg = resolve("bert_tiny", vocabulary_size=30522, overrides={"dropout": 0.0})
+        >>> cfg.hidden_dim, cfg.dropout
+        (128, 0.0)
+    """
+
+    vocabulary_size: int
+    num_layers: int
+    hidden_dim: int
+    num_heads: int
+    intermediate_dim: int
+    dropout: float = 0.1
+    max_sequence_length: int = 512
+    num_segments: int = 2
+    preset: str = "custom"
+
+    def __post_init__(self):
+        if self.hidden_dim % self.num_heads:
+            raise ConfigError(f"hidden_dim {self.hidden_dim} is not divisible by "
+                              f"num_heads {self.num_heads}")
+        for name in ("vocabulary_size", "num_layers", "hidden_dim", "num_heads",
+                     "intermediate_dim", "max_sequence_length"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def backbone_kwargs(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("preset")
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown model config fields {sorted(unknown)}")
+        return cls(**data)
+
+
+def resolve(preset: str, *, vocabulary_size: int,
+            overrides: Optional[Mapping] = None) -> ModelConfig:
+    """A preset's config with the vocabulary size and any field overridden."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    fields = dict(PRESETS[preset], vocabulary_size=vocabulary_size, preset=preset)
+    fields.update(overrides or {})
+    return ModelConfig.from_dict(fields)
+
+
+def parse_overrides(pairs) -> dict:
+    """["dropout=0.0", "num_layers=3"] -> {"dropout": 0.0, "num_layers": 3}."""
+    types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in types or name in ("vocabulary_size", "preset"):
+            raise ConfigError(f"--model_override {pair!r}: expected FIELD=VALUE with FIELD one of "
+                              f"{', '.join(n for n in types if n not in ('vocabulary_size', 'preset'))}")
+        out[name] = float(value) if types[name] in (float, "float") else int(value)
+    return out
