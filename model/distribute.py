@@ -2,7 +2,7 @@
 
     auto          MirroredStrategy over all local GPUs when there are any, else one device
     one_device    the first GPU, or the CPU
-    mirrored      MirroredStrategy over local GPUs (or --num_cpu_devices logical CPUs, for tests)
+    mirrored      MirroredStrategy over local GPUs (else the logical CPUs: see split_cpu)
     multi_worker  MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG
     tpu           TPUStrategy on --tpu (a name, grpc:// address, or "local")
 """
@@ -20,13 +20,17 @@ class StrategyError(ValueError):
 
 
 def split_cpu(num_devices: int) -> None:
-    """Makes `num_devices` logical CPU devices (before TensorFlow initializes its devices)."""
+    """Makes `num_devices` logical CPU devices.
+
+    Must run before anything initializes TensorFlow's runtime (reading a
+    dataset does), so the trainer calls it first of all.
+    """
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)])
 
 
-def make_strategy(name: str, *, tpu: str = "", num_cpu_devices: int = 0) -> tf.distribute.Strategy:
+def make_strategy(name: str, *, tpu: str = "") -> tf.distribute.Strategy:
     """The strategy named by --strategy.
 
     Example:
@@ -35,17 +39,9 @@ def make_strategy(name: str, *, tpu: str = "", num_cpu_devices: int = 0) -> tf.d
     """
     if name not in STRATEGIES:
         raise StrategyError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
-    if num_cpu_devices > 1 and name in ("mirrored", "multi_worker"):
-        split_cpu(num_cpu_devices)
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "one_device"
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
+        # Before anything lists devices: that starts the runtime, after which
+        # collectives can no longer be configured.
         if "TF_CONFIG" not in os.environ:
             raise StrategyError("--strategy multi_worker reads the cluster from TF_CONFIG, "
                                 "which is not set (see WORKSPACE.md)")
@@ -54,6 +50,14 @@ def make_strategy(name: str, *, tpu: str = "", num_cpu_devices: int = 0) -> tf.d
         except json.JSONDecodeError as e:
             raise StrategyError(f"TF_CONFIG is not valid JSON: {e}") from None
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
     if not tpu:
         raise StrategyError("--strategy tpu needs --tpu (a TPU name, grpc:// address or 'local')")
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

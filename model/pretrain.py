@@ -57,7 +57,7 @@ flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on C
 flags.DEFINE_string("eval_input_file", "", "Evaluate on this dataset (its eval split) at the end.")
 flags.DEFINE_integer("eval_batch_size", 64, "Eval batch size.", lower_bound=1)
 flags.DEFINE_integer("max_eval_steps", 0, "Eval batches at most (0: all).", lower_bound=0)
-flags.DEFINE_integer("seed", 12345, "Shuffle seed.")
+flags.DEFINE_integer("seed", 12345, "Seed of the initial weights, dropout and shuffling.")
 flags.DEFINE_bool("shuffle", True, "Shuffle files and records (--noshuffle: in order).")
 
 

@@ -18,7 +18,7 @@ from typing import Dict, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from model.distribute import make_strategy
+from model.distribute import make_strategy, split_cpu
 from model.optimization import OptimizerConfig, build_optimizer
 from model.presets import ConfigError, ModelConfig, parse_overrides, resolve
 from model.pretrainer import build_pretrainer, pretraining_losses
@@ -59,7 +59,7 @@ class TrainConfig:
     eval_input_file: str = ""
     eval_batch_size: int = 64
     max_eval_steps: int = 0
-    seed: int = 12345
+    seed: int = 12345  # initial weights, dropout, shuffling
     shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
 
 
@@ -106,6 +106,16 @@ class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
         c = config
+        # Devices and the strategy first: logical CPUs and multi-worker
+        # collectives must be set up before anything starts TensorFlow's runtime.
+        if c.num_cpu_devices > 1:
+            split_cpu(c.num_cpu_devices)
+        try:
+            self.strategy = make_strategy(c.strategy, tpu=c.tpu)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        # The same seed gives the same initial weights, whatever the strategy.
+        keras.utils.set_random_seed(c.seed)
         if c.mixed_precision not in ("float32", "mixed_float16", "mixed_bfloat16"):
             raise TrainingError(f"--mixed_precision must be float32, mixed_float16 or "
                                 f"mixed_bfloat16, got {c.mixed_precision!r}")
@@ -139,10 +149,6 @@ class Trainer:
                 f"the dataset's sequences have {self.seq_length} tokens, more than the model's "
                 f"max_sequence_length {self.model_config.max_sequence_length}")
         self._check_previous_run()
-        try:
-            self.strategy = make_strategy(c.strategy, tpu=c.tpu, num_cpu_devices=c.num_cpu_devices)
-        except ValueError as e:
-            raise TrainingError(str(e)) from None
         accum = c.optimizer.gradient_accumulation_steps
         replicas = self.strategy.num_replicas_in_sync
         if c.train_batch_size % (replicas * accum):
@@ -162,6 +168,10 @@ class Trainer:
             max_to_keep=c.keep_checkpoint_max)
 
     # -- set-up ---------------------------------------------------------------
+
+    def _step(self) -> int:
+        """Optimizer steps taken (micro-steps // accumulation), as a Python int."""
+        return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
 
     def _check_previous_run(self):
         path = os.path.join(self.config.output_dir, "config.json")
@@ -192,7 +202,7 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-            step = int(self.optimizer.iterations)
+            step = self._step()
             print(f"Resuming from {latest} at step {step}", file=sys.stderr, flush=True)
             return step
         if self.config.init_checkpoint:
@@ -234,6 +244,7 @@ class Trainer:
     def _train_step_fn(self):
         global_batch = self.micro_batch
         scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        clip_norm = self.config.optimizer.clip_norm
 
         def replica_step(batch):
             with tf.GradientTape() as tape:
@@ -242,6 +253,16 @@ class Trainer:
                 scaled_loss = self.optimizer.scale_loss(loss) if scaled else loss
             variables = self.model.trainable_variables
             grads = tape.gradient(scaled_loss, variables)
+            # Sum over replicas here, clip the global gradient, and hand each
+            # replica 1/n of it: the optimizer sums again (Keras 3 would clip
+            # each replica's part before summing, which is not BERT's clip).
+            ctx = tf.distribute.get_replica_context()
+            grads = [tf.convert_to_tensor(g) for g in grads]  # embedding grads are sparse
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if clip_norm:
+                threshold = clip_norm * (self.optimizer.scale_loss(1.0) if scaled else 1.0)
+                grads, _ = tf.clip_by_global_norm(grads, threshold)
+            grads = [g / ctx.num_replicas_in_sync for g in grads]
             self.optimizer.apply_gradients(zip(grads, variables))
             terms["loss"] = loss
             return terms
@@ -278,7 +299,7 @@ class Trainer:
                 terms = train_step(iterator)
                 for k, v in terms.items():
                     window[k] = window.get(k, 0.0) + float(v)
-            step = int(self.optimizer.iterations)
+            step = self._step()
             window_steps += 1
             loss = float(terms["loss"])
             if not math.isfinite(loss):
@@ -301,7 +322,7 @@ class Trainer:
         micro = max(steps * accum, 1)
         metrics = {"mlm_loss": window.get("mlm_loss", 0.0) / micro,
                    "mlm_accuracy": window.get("mlm_correct", 0.0) / max(window.get("mlm_weight", 0), 1),
-                   "learning_rate": float(self.optimizer.learning_rate),
+                   "learning_rate": float(keras.ops.convert_to_numpy(self.optimizer.learning_rate)),
                    "examples_per_second": steps * self.config.train_batch_size / max(seconds, 1e-9)}
         if "nsp_count" in window:
             metrics["nsp_loss"] = window["nsp_loss"] / micro
@@ -348,7 +369,7 @@ class Trainer:
                    "eval_mlm_perplexity": math.exp(min(mlm_loss, 50.0))}
         if "nsp_count" in sums:
             results["eval_nsp_accuracy"] = sums["nsp_correct"] / max(sums["nsp_count"], 1)
-        step = int(self.optimizer.iterations)
+        step = self._step()
         writer = tf.summary.create_file_writer(os.path.join(c.output_dir, "logs", "eval"))
         with writer.as_default(step=step):
             for name, value in results.items():

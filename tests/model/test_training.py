@@ -1,0 +1,173 @@
+"""Pretraining runs: the loss falls, strategies agree, kill -9 resumes, errors are one line."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model.optimization import OptimizerConfig
+from model.training import TrainConfig, TrainingError, train
+from tests.conftest import FIXTURES, ROOT, run_module
+from tests.model.conftest import TINY
+
+VOCAB = str(FIXTURES / "vocab.txt")
+
+
+def pretrain_args(dataset, out, *extra):
+    args = ["--input_file", dataset, "--output_dir", out, "--train_batch_size", 8,
+            "--num_warmup_steps", 2, "--learning_rate", 1e-3, "--log_steps", 1]
+    for o in TINY:
+        args += ["--model_override", o]
+    return [*args, *extra]
+
+
+def final_weights(model_dir):
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    # Keras 3 objects reach the checkpoint through the optimizer first: the model's
+    # weights are its _trainable_variables
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "/_trainable_variables/" in name}
+
+
+def test_a_few_steps_reduce_the_loss(tiny_dataset, tmp_path, capsys):
+    config = TrainConfig(
+        input_file=str(tiny_dataset), output_dir=str(tmp_path / "m"), model_overrides=tuple(TINY),
+        train_batch_size=16, log_steps=5, save_checkpoints_steps=20,
+        optimizer=OptimizerConfig(learning_rate=5e-3, num_train_steps=40, num_warmup_steps=4),
+        eval_input_file=str(tiny_dataset))
+    results = train(config)
+    losses = [float(m) for m in re.findall(r"step \d+/40 .* loss ([\d.]+)$",
+                                           capsys.readouterr().err, re.M)]
+    assert len(losses) == 8
+    assert losses[-1] < losses[0] - 0.5, losses
+    assert 0 < results["eval_mlm_perplexity"] < 200  # fixture vocab: ~200 tokens
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["model"]["hidden_dim"] == 32 and saved["vocab_size"] == 199
+    assert sorted(os.listdir(tmp_path / "m" / "logs")) == ["eval", "train"]
+
+
+def test_user_errors_are_one_line(tiny_dataset, tmp_path):
+    with pytest.raises(TrainingError, match="--max_seq_length 64 does not fit the dataset"):
+        TrainConfig and train(TrainConfig(input_file=str(tiny_dataset),
+                                           output_dir=str(tmp_path / "a"), max_seq_length=64))
+    with pytest.raises(TrainingError, match="more than the model's max_sequence_length 16"):
+        train(TrainConfig(input_file=str(tiny_dataset), output_dir=str(tmp_path / "b"),
+                          model_overrides=tuple(TINY[:-1]) + ("max_sequence_length=16",)))
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    for name in os.listdir(tiny_dataset):
+        if name != "COMPLETED":
+            (incomplete / name).write_bytes((tiny_dataset / name).read_bytes())
+    proc = run_module("model.pretrain", *pretrain_args(incomplete, tmp_path / "c"), check=False)
+    assert proc.returncode == 1 and f"error: {incomplete} has no COMPLETED file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_nan_loss_stops_naming_the_step(tiny_dataset, tmp_path):
+    with pytest.raises(TrainingError, match=r"the loss became nan at step \d+"):
+        train(TrainConfig(input_file=str(tiny_dataset), output_dir=str(tmp_path / "m"),
+                          model_overrides=tuple(TINY), train_batch_size=8, log_steps=100,
+                          optimizer=OptimizerConfig(learning_rate=1e9, num_train_steps=50,
+                                                    num_warmup_steps=0, clip_norm=0.0)))
+
+
+def test_trains_on_the_peer_generators_records(tmp_path):
+    pytest.importorskip("official", reason="the peer generator (tf-models-official) is absent")
+    out = tmp_path / "peer.tfrecord"
+    run_module("official.nlp.data.create_pretraining_data",
+               "--input_file", FIXTURES / "corpus" / "sentences.txt", "--vocab_file", VOCAB,
+               "--output_file", out, "--max_seq_length", 32, "--max_predictions_per_seq", 5,
+               "--dupe_factor", 5)
+    results = train(TrainConfig(input_file=str(out), output_dir=str(tmp_path / "m"),
+                                vocab_file=VOCAB, model_overrides=tuple(TINY), train_batch_size=8,
+                                log_steps=5, optimizer=OptimizerConfig(num_train_steps=5,
+                                                                       num_warmup_steps=1)))
+    assert np.isfinite(results["loss"]) and "nsp_accuracy" in results
+
+
+@pytest.mark.multiprocess
+def test_mirrored_on_two_cpu_devices_matches_one_device(tiny_dataset, tmp_path):
+    shard = str(tiny_dataset / "train-00000-of-00002.tfrecord")
+    common = ["--vocab_file", VOCAB, "--noshuffle", "--model_override", "dropout=0.0",
+              "--num_train_steps", 3]
+    run_module("model.pretrain", *pretrain_args(shard, tmp_path / "one"), "--strategy",
+               "one_device", *common)
+    proc = run_module("model.pretrain", *pretrain_args(shard, tmp_path / "two"), "--strategy",
+                      "mirrored", "--num_cpu_devices", 2, *common)
+    assert "on 2 replica(s)" in proc.stderr
+    one, two = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    assert one.keys() == two.keys() and len(one) > 20
+    for name in one:
+        np.testing.assert_allclose(two[name], one[name], atol=2e-5, rtol=1e-4, err_msg=name)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.multiprocess
+def test_multi_worker_on_two_local_processes_matches_one_device(tiny_dataset, tmp_path):
+    shard = str(tiny_dataset / "train-00000-of-00002.tfrecord")
+    common = ["--vocab_file", VOCAB, "--noshuffle", "--model_override", "dropout=0.0",
+              "--num_train_steps", 3]
+    run_module("model.pretrain", *pretrain_args(shard, tmp_path / "one"), "--strategy",
+               "one_device", *common)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        # worker 1 writes its (identical) checkpoints elsewhere, as TF's docs advise
+        out = tmp_path / ("multi" if index == 0 else "multi_worker1")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "model.pretrain",
+             *map(str, pretrain_args(shard, out, "--strategy", "multi_worker", *common))],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "on 2 replica(s)" in outputs[0][1]
+    one, multi = final_weights(tmp_path / "one"), final_weights(tmp_path / "multi")
+    for name in one:
+        np.testing.assert_allclose(multi[name], one[name], atol=2e-5, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.multiprocess
+def test_kill_minus_9_then_rerun_resumes_and_finishes(tiny_dataset, tmp_path):
+    args = [sys.executable, "-m", "model.pretrain",
+            *map(str, pretrain_args(tiny_dataset, tmp_path / "m", "--num_train_steps", 300,
+                                    "--save_checkpoints_steps", 10, "--log_steps", 10))]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    index = tmp_path / "m" / "checkpoints" / "ckpt-20.index"
+    deadline = time.time() + 240
+    while not index.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert index.exists(), "no checkpoint at step 20 before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    resumed = int(re.search(r"Resuming from \S+ at step (\d+)", rerun.stderr).group(1))
+    assert 20 <= resumed < 300
+    assert f"from step {resumed} to 300" in rerun.stderr
+    reader = tf.train.load_checkpoint(str(tmp_path / "m" / "checkpoints"))
+    assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 300
+    assert tf.train.latest_checkpoint(str(tmp_path / "m" / "checkpoints")).endswith("ckpt-300")
