@@ -22,3 +22,18 @@ def tiny_dataset(tmp_path_factory):
         eval_fraction=0.2, random_seed=3),
         [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
     return out
+
+
+def make_dataset_dir(out, **overrides):
+    """The fixture corpus through our pipeline with other generation parameters."""
+    corpus = FIXTURES / "corpus"
+    params = dict(
+        input_file=(f"sentences:{corpus / 'sentences.txt'}", f"books:{corpus / 'books' / '*.txt'}"),
+        input_format="sentences", vocab_file=str(FIXTURES / "vocab.txt"), output_dir=str(out),
+        max_seq_length=32, max_predictions_per_seq=5, dupe_factor=10, num_shards=1,
+        random_seed=4)
+    params.update(overrides)
+    run(PretrainingDataConfig(**params), [f"--runner={DEFAULT_RUNNER}",
+                                          "--direct_running_mode=in_memory",
+                                          "--direct_num_workers=1"])
+    return out

@@ -1,0 +1,72 @@
+"""Dynamic masking, two-phase training, mixed precision, LAMB and accumulation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model.optimization import OptimizerConfig
+from model.training import TrainConfig, TrainingError, Trainer, train
+from tests.model.conftest import TINY, make_dataset_dir
+
+
+def tiny_config(dataset, out, **kw):
+    optimizer = kw.pop("optimizer", OptimizerConfig(learning_rate=1e-3, num_train_steps=4,
+                                                    num_warmup_steps=1))
+    return TrainConfig(input_file=str(dataset), output_dir=str(out), model_overrides=tuple(TINY),
+                       train_batch_size=8, log_steps=2, optimizer=optimizer, **kw)
+
+
+def test_dynamic_masking_masks_in_tf_data(tmp_path):
+    ds = make_dataset_dir(tmp_path / "dyn", masking="dynamic")
+    trainer = Trainer(tiny_config(ds, tmp_path / "m", max_predictions_per_seq=6))
+    batch = next(iter(trainer._dataset(str(ds), 8, True, trainer.source)))
+    positions, weights = batch["masked_lm_positions"].numpy(), batch["masked_lm_weights"].numpy()
+    ids, labels = batch["input_ids"].numpy(), batch["masked_lm_ids"].numpy()
+    assert positions.shape == (8, 6) and weights.sum() > 0
+    cls_sep = {trainer.vocab.index("[CLS]"), trainer.vocab.index("[SEP]")}
+    for row in range(8):
+        for pos, label, w in zip(positions[row], labels[row], weights[row]):
+            if w:
+                assert label not in cls_sep and label != 0
+    # a new epoch sees new masks: the same records, other positions
+    again = next(iter(trainer._dataset(str(ds), 8, True, trainer.source)))
+    assert not np.array_equal(again["masked_lm_positions"].numpy(), positions) or \
+        not np.array_equal(again["input_ids"].numpy(), ids)
+    assert np.isfinite(trainer.train()["loss"])
+
+
+def test_phase_two_starts_from_phase_one_weights_at_a_longer_length(tmp_path):
+    short = make_dataset_dir(tmp_path / "short", max_seq_length=32)
+    long = make_dataset_dir(tmp_path / "long", max_seq_length=64, max_predictions_per_seq=10)
+    train(tiny_config(short, tmp_path / "phase1"))
+    phase2 = Trainer(tiny_config(long, tmp_path / "phase2",
+                                 init_checkpoint=str(tmp_path / "phase1")))
+    phase1_embedding = Trainer(tiny_config(short, tmp_path / "phase1"))
+    phase1_embedding._restore()
+    phase2._restore()
+    a = [w for w in phase1_embedding.model.weights if "token_embedding" in w.path][0]
+    b = [w for w in phase2.model.weights if "token_embedding" in w.path][0]
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(np.asarray(phase2.optimizer.iterations)) == 0  # a new schedule
+    assert np.isfinite(phase2.train()["loss"])
+
+
+def test_mixed_bfloat16_lamb_and_accumulation_train(tmp_path):
+    ds = make_dataset_dir(tmp_path / "ds")
+    results = train(tiny_config(
+        ds, tmp_path / "m", mixed_precision="mixed_bfloat16",
+        optimizer=OptimizerConfig(optimizer="lamb", learning_rate=1e-3, num_train_steps=4,
+                                  num_warmup_steps=1, gradient_accumulation_steps=2)))
+    assert np.isfinite(results["loss"])
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["training"]["optimizer"]["gradient_accumulation_steps"] == 2
+
+
+def test_a_run_of_another_model_in_the_output_dir_is_refused(tmp_path):
+    ds = make_dataset_dir(tmp_path / "ds")
+    train(tiny_config(ds, tmp_path / "m"))
+    bigger = tiny_config(ds, tmp_path / "m")
+    bigger = TrainConfig(**{**bigger.__dict__, "model_overrides": tuple(TINY) + ("num_layers=3",)})
+    with pytest.raises(TrainingError, match="holds a run of another model"):
+        Trainer(bigger)
