@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= data
 RUN_DIR ?= runs/demo
 
+BENCH_VENV := .venv-bench
+
 .PHONY: setup test data demo bench clean
 
 setup: $(STAMP)
@@ -29,9 +31,16 @@ data: $(STAMP)
 demo: data
 	bash scripts/demo.sh $(PY) $(DATA_DIR) $(RUN_DIR)
 
-bench: $(STAMP) data
+# The PyTorch peer of the pretraining benchmark lives in its own venv.
+$(BENCH_VENV)/.installed: requirements-bench.txt
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench: $(STAMP) data $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench_encode.py
 	$(PY) benchmarks/bench_pipeline.py --repeats 3
+	$(PY) benchmarks/bench_pretrain.py --repeats 3
 
 clean:
-	rm -rf $(VENV) $(RUN_DIR)
+	rm -rf $(VENV) $(BENCH_VENV) $(RUN_DIR)

@@ -163,9 +163,18 @@ class Trainer:
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(c.output_dir, "checkpoints"),
-            max_to_keep=c.keep_checkpoint_max)
+        # Every worker takes part in saving (it is a collective op), but only
+        # the chief writes to MODEL_DIR/checkpoints; the others write to a
+        # hidden subdirectory of their own. All resume from the chief's.
+        self.checkpoint_dir = os.path.join(c.output_dir, "checkpoints")
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        task_type = getattr(resolver, "task_type", None)
+        task_id = getattr(resolver, "task_id", 0) or 0
+        self.is_chief = task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+        save_dir = self.checkpoint_dir if self.is_chief else os.path.join(
+            self.checkpoint_dir, f".{task_type}-{task_id}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir,
+                                                  max_to_keep=c.keep_checkpoint_max)
 
     # -- set-up ---------------------------------------------------------------
 
@@ -199,7 +208,7 @@ class Trainer:
             f.write("\n".join(self.vocab) + "\n")
 
     def _restore(self) -> int:
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             step = self._step()
@@ -279,7 +288,8 @@ class Trainer:
     def train(self) -> Dict[str, float]:
         c = self.config
         step = self._restore()
-        self._write_config()
+        if self.is_chief:
+            self._write_config()
         total = c.optimizer.num_train_steps
         if step >= total:
             print(f"Already at step {step} of {total}: nothing to train", file=sys.stderr)
@@ -287,7 +297,8 @@ class Trainer:
         accum = c.optimizer.gradient_accumulation_steps
         iterator = iter(self._dataset(c.input_file, self.micro_batch, True, self.source))
         train_step = self._train_step_fn()
-        writer = tf.summary.create_file_writer(os.path.join(c.output_dir, "logs", "train"))
+        writer = tf.summary.create_file_writer(os.path.join(c.output_dir, "logs", "train")) \
+            if self.is_chief else tf.summary.create_noop_writer()
         window: Dict[str, float] = {}
         window_start, window_steps = time.time(), 0
         print(f"Training {self.model_config.preset} ({self.model.count_params():,} parameters) "
@@ -370,6 +381,8 @@ class Trainer:
         if "nsp_count" in sums:
             results["eval_nsp_accuracy"] = sums["nsp_correct"] / max(sums["nsp_count"], 1)
         step = self._step()
+        if not self.is_chief:
+            return results
         writer = tf.summary.create_file_writer(os.path.join(c.output_dir, "logs", "eval"))
         with writer.as_default(step=step):
             for name, value in results.items():

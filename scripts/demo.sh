@@ -33,5 +33,13 @@ echo "== 4. What the dataset holds =="
 run "$PY" -m tfrecords.inspect "$RUN/dataset" --num_examples 2
 
 echo
-echo "Demo so far: data, vocabulary and pretraining-data stages (in $RUN)."
-echo "Pretraining, export and fine-tuning join this script as their issues land."
+echo "== 5. Pretraining bert_tiny (MLM + NSP), evaluated on the held-out split =="
+run "$PY" -m model.pretrain --flagfile=configs/bert_tiny.flags \
+    --input_file "$RUN/dataset" --output_dir "$RUN/bert_tiny" \
+    --num_train_steps "${DEMO_PRETRAIN_STEPS:-600}" --num_warmup_steps 60 --log_steps 100 \
+    --save_checkpoints_steps 200 --eval_input_file "$RUN/dataset" --max_eval_steps 50
+
+echo
+echo "Demo so far: data, vocabulary, pretraining data and pretraining (in $RUN)."
+echo "Rerunning step 5 resumes from its last checkpoint (delete $RUN/bert_tiny to start over)."
+echo "Export and fine-tuning join this script as their issues land."

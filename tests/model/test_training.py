@@ -132,8 +132,7 @@ def test_multi_worker_on_two_local_processes_matches_one_device(tiny_dataset, tm
     for index in range(2):
         env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CONFIG=json.dumps(
             {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        # worker 1 writes its (identical) checkpoints elsewhere, as TF's docs advise
-        out = tmp_path / ("multi" if index == 0 else "multi_worker1")
+        out = tmp_path / "multi"  # one model dir: only the chief (worker 0) writes to it
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "model.pretrain",
              *map(str, pretrain_args(shard, out, "--strategy", "multi_worker", *common))],
@@ -142,6 +141,7 @@ def test_multi_worker_on_two_local_processes_matches_one_device(tiny_dataset, tm
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     assert "on 2 replica(s)" in outputs[0][1]
+    assert (tmp_path / "multi" / "checkpoints" / ".worker-1").is_dir()
     one, multi = final_weights(tmp_path / "one"), final_weights(tmp_path / "multi")
     for name in one:
         np.testing.assert_allclose(multi[name], one[name], atol=2e-5, rtol=1e-4, err_msg=name)
