@@ -13,14 +13,14 @@ import math
 import os
 import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import keras
 import tensorflow as tf
 
 from model.distribute import make_strategy, split_cpu
 from model.optimization import OptimizerConfig, build_optimizer
-from model.presets import ConfigError, ModelConfig, parse_overrides, resolve
+from model.presets import ConfigError, parse_overrides, resolve
 from model.pretrainer import build_pretrainer, pretraining_losses
 from tfrecords.reader import Source, make_dataset, open_source
 from tfrecords.shards import DatasetError

@@ -93,13 +93,18 @@ def test_trains_on_the_peer_generators_records(tmp_path):
     assert np.isfinite(results["loss"]) and "nsp_accuracy" in results
 
 
-@pytest.mark.multiprocess
-def test_mirrored_on_two_cpu_devices_matches_one_device(tiny_dataset, tmp_path):
-    shard = str(tiny_dataset / "train-00000-of-00002.tfrecord")
+def one_device_reference(dataset, out):
+    """3 deterministic steps on one device over one shard; returns (shard, shared flags)."""
+    shard = str(dataset / "train-00000-of-00002.tfrecord")
     common = ["--vocab_file", VOCAB, "--noshuffle", "--model_override", "dropout=0.0",
               "--num_train_steps", 3]
-    run_module("model.pretrain", *pretrain_args(shard, tmp_path / "one"), "--strategy",
-               "one_device", *common)
+    run_module("model.pretrain", *pretrain_args(shard, out), "--strategy", "one_device", *common)
+    return shard, common
+
+
+@pytest.mark.multiprocess
+def test_mirrored_on_two_cpu_devices_matches_one_device(tiny_dataset, tmp_path):
+    shard, common = one_device_reference(tiny_dataset, tmp_path / "one")
     proc = run_module("model.pretrain", *pretrain_args(shard, tmp_path / "two"), "--strategy",
                       "mirrored", "--num_cpu_devices", 2, *common)
     assert "on 2 replica(s)" in proc.stderr
@@ -121,11 +126,7 @@ def _free_ports(n):
 
 @pytest.mark.multiprocess
 def test_multi_worker_on_two_local_processes_matches_one_device(tiny_dataset, tmp_path):
-    shard = str(tiny_dataset / "train-00000-of-00002.tfrecord")
-    common = ["--vocab_file", VOCAB, "--noshuffle", "--model_override", "dropout=0.0",
-              "--num_train_steps", 3]
-    run_module("model.pretrain", *pretrain_args(shard, tmp_path / "one"), "--strategy",
-               "one_device", *common)
+    shard, common = one_device_reference(tiny_dataset, tmp_path / "one")
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     procs = []
