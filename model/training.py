@@ -276,12 +276,17 @@ class Trainer:
             terms["loss"] = loss
             return terms
 
+        # XLA compiles the replica's computation only: the iterator fetch
+        # (IteratorGetNext) has no XLA kernel.
+        compiled = tf.function(replica_step, jit_compile=True) if self.config.jit_compile \
+            else replica_step
+
         def step(iterator):
-            terms = self.strategy.run(replica_step, args=(next(iterator),))
+            terms = self.strategy.run(compiled, args=(next(iterator),))
             return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in terms.items()}
 
-        return tf.function(step, jit_compile=self.config.jit_compile)
+        return tf.function(step)
 
     # -- the loop ---------------------------------------------------------------
 

@@ -70,3 +70,10 @@ def test_a_run_of_another_model_in_the_output_dir_is_refused(tmp_path):
     bigger = TrainConfig(**{**bigger.__dict__, "model_overrides": tuple(TINY) + ("num_layers=3",)})
     with pytest.raises(TrainingError, match="holds a run of another model"):
         Trainer(bigger)
+
+
+@pytest.mark.parametrize("extra", [dict(jit_compile=True), dict(mixed_precision="mixed_float16")])
+def test_xla_and_float16_loss_scaling_train(tmp_path, extra):
+    ds = make_dataset_dir(tmp_path / "ds")
+    results = train(tiny_config(ds, tmp_path / "m", **extra))
+    assert np.isfinite(results["loss"]) and results["loss"] > 0
