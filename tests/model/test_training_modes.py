@@ -29,16 +29,16 @@ def test_dynamic_masking_masks_in_tf_data(tmp_path):
         for pos, label, w in zip(positions[row], labels[row], weights[row]):
             if w:
                 assert label not in cls_sep and label != 0
-    # masks are drawn each time a record passes (each epoch): the same unmasked
-    # batch through the masking map twice gets other positions
+    # every epoch sees new masks: the first batch of epoch 1 and of epoch 2 hold
+    # the same records (no shuffle) with other masked positions
     from model.training import _dynamic_masker
     from tfrecords.reader import make_dataset
 
-    raw = next(iter(make_dataset(str(ds), global_batch_size=8, is_training=False)))
-    masker = _dynamic_masker(trainer.vocab, 6, 0.15)
-    first, second = masker(raw), masker(raw)
-    assert not np.array_equal(first["masked_lm_positions"].numpy(),
-                              second["masked_lm_positions"].numpy())
+    plain = make_dataset(str(ds), global_batch_size=8, is_training=False)
+    per_epoch = sum(1 for _ in plain)
+    epochs = list(plain.repeat(2).map(_dynamic_masker(trainer.vocab, 6, 0.15)))
+    assert not np.array_equal(epochs[0]["masked_lm_positions"].numpy(),
+                              epochs[per_epoch]["masked_lm_positions"].numpy())
     assert ids.shape == (8, 32)
     assert np.isfinite(trainer.train()["loss"])
 
