@@ -87,10 +87,6 @@ def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    for name in ("input_file", "output_dir"):
-        if not getattr(FLAGS, name):
-            print(f"error: --{name} is required", file=sys.stderr)
-            return 2
     try:
         train(config_from_flags())
     except TrainingError as e:
@@ -101,6 +97,7 @@ def main(argv):
 
 def entry_point():
     """Console-script entry point (`bert-pretrain`)."""
+    flags.mark_flags_as_required(['input_file', 'output_dir'])
     app.run(main)
 
 

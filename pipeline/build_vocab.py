@@ -34,10 +34,6 @@ def main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
-    for name in ("input_file", "output_file"):
-        if not getattr(FLAGS, name):
-            print(f"error: --{name} is required", file=sys.stderr)
-            return 2
     try:
         files = [f"{fmt}:{path}" for path, _, fmt in match_inputs(FLAGS.input_file,
                                                                     FLAGS.input_format)]
@@ -61,6 +57,7 @@ def main(argv):
 
 def entry_point():
     """Console-script entry point (`bert-build-vocab`)."""
+    flags.mark_flags_as_required(['input_file', 'output_file'])
     app.run(main)
 
 

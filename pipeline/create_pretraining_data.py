@@ -75,10 +75,6 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing complete dataset.")
 
 
 def main(argv):
-    for name in ("input_file", "vocab_file", "output_dir"):
-        if not getattr(FLAGS, name):
-            print(f"error: --{name} is required", file=sys.stderr)
-            return 2
     # Every config field has a flag of the same name (tests check it).
     values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(PretrainingDataConfig)}
     values["input_file"] = tuple(values["input_file"])
@@ -94,11 +90,16 @@ def main(argv):
 
 def parse_flags(argv):
     """absl parses its flags; everything else is left for Beam's PipelineOptions."""
-    return FLAGS(argv, known_only=True)
+    try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def entry_point():
     """Console-script entry point (`bert-create-pretraining-data`)."""
+    flags.mark_flags_as_required(['input_file', 'vocab_file', 'output_dir'])
     app.run(main, flags_parser=parse_flags)
 
 
