@@ -51,7 +51,7 @@ def ours(size: str, steps: int, dataset: str) -> dict:
                                   train_batch_size=BATCH, optimizer=OptimizerConfig(
                                       num_train_steps=10**6, num_warmup_steps=100)))
     step = trainer._train_step_fn()
-    iterator = iter(trainer._dataset(dataset, BATCH, True, trainer.source))
+    iterator = iter(trainer._dataset(trainer.source, BATCH, True))
     for _ in range(3):
         float(step(iterator)["loss"])
     start = time.perf_counter()

@@ -170,7 +170,10 @@ class Trainer:
         resolver = getattr(self.strategy, "cluster_resolver", None)
         task_type = getattr(resolver, "task_type", None)
         task_id = getattr(resolver, "task_id", 0) or 0
-        self.is_chief = task_type in (None, "chief") or (task_type == "worker" and task_id == 0)
+        has_chief = bool(task_type) and "chief" in resolver.cluster_spec().as_dict()
+        # The chief task when the cluster names one, else worker 0.
+        self.is_chief = task_type in (None, "chief") or (
+            task_type == "worker" and task_id == 0 and not has_chief)
         save_dir = self.checkpoint_dir if self.is_chief else os.path.join(
             self.checkpoint_dir, f".{task_type}-{task_id}")
         self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir,
@@ -227,15 +230,15 @@ class Trainer:
             print(f"Initialized the weights from {path}", file=sys.stderr, flush=True)
         return 0
 
-    def _dataset(self, path: str, batch_size: int, is_training: bool, source=None):
-        vocab, P, prob, spec = self.vocab, self.max_predictions, self.config.masked_lm_prob, \
-            self.source.spec
+    def _dataset(self, source: Source, batch_size: int, is_training: bool):
+        """The distributed dataset of `source`, masked in tf.data when its records are not."""
+        vocab, P, prob = self.vocab, self.max_predictions, self.config.masked_lm_prob
         seed, shuffle = self.config.seed, self.config.shuffle and is_training
 
         def dataset_fn(ctx):
-            ds = make_dataset(path, global_batch_size=batch_size, input_context=ctx,
+            ds = make_dataset(source.origin, global_batch_size=batch_size, input_context=ctx,
                               is_training=is_training, shuffle=shuffle, seed=seed, source=source)
-            if not spec.masked:
+            if not source.spec.masked:
                 ds = ds.map(_dynamic_masker(vocab, P, prob), num_parallel_calls=tf.data.AUTOTUNE)
             return ds
 
@@ -300,7 +303,7 @@ class Trainer:
             print(f"Already at step {step} of {total}: nothing to train", file=sys.stderr)
             return self.evaluate() if c.eval_input_file else {}
         accum = c.optimizer.gradient_accumulation_steps
-        iterator = iter(self._dataset(c.input_file, self.micro_batch, True, self.source))
+        iterator = iter(self._dataset(self.source, self.micro_batch, True))
         train_step = self._train_step_fn()
         writer = tf.summary.create_file_writer(os.path.join(c.output_dir, "logs", "train")) \
             if self.is_chief else tf.summary.create_noop_writer()
@@ -361,7 +364,7 @@ class Trainer:
         if source.spec.max_seq_length != self.seq_length:
             raise TrainingError(f"--eval_input_file has max_seq_length {source.spec.max_seq_length},"
                                 f" the model trains at {self.seq_length}")
-        dataset = self._dataset(c.eval_input_file, c.eval_batch_size, False, source)
+        dataset = self._dataset(source, c.eval_batch_size, False)
         batch_size = c.eval_batch_size
 
         @tf.function

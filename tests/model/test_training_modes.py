@@ -20,7 +20,7 @@ def tiny_config(dataset, out, **kw):
 def test_dynamic_masking_masks_in_tf_data(tmp_path):
     ds = make_dataset_dir(tmp_path / "dyn", masking="dynamic")
     trainer = Trainer(tiny_config(ds, tmp_path / "m", max_predictions_per_seq=6))
-    batch = next(iter(trainer._dataset(str(ds), 8, True, trainer.source)))
+    batch = next(iter(trainer._dataset(trainer.source, 8, True)))
     positions, weights = batch["masked_lm_positions"].numpy(), batch["masked_lm_weights"].numpy()
     ids, labels = batch["input_ids"].numpy(), batch["masked_lm_ids"].numpy()
     assert positions.shape == (8, 6) and weights.sum() > 0
