@@ -28,6 +28,7 @@ setuptools.setup(
         "blingfire==0.1.8",
         "tokenizers==0.23.3",
         "tensorboard==2.21.0",
+        "safetensors==0.8.0",
     ],
     entry_points={
         "console_scripts": [

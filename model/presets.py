@@ -41,6 +41,10 @@ class ModelConfig:
     dropout: float = 0.1
     max_sequence_length: int = 512
     num_segments: int = 2
+    # "gelu_approximate" (tanh) is google-research/bert's and keras-hub's;
+    # Hugging Face's "gelu" is the exact erf form (see model/encoder.py).
+    hidden_act: str = "gelu_approximate"
+    layer_norm_epsilon: float = 1e-12
     preset: str = "custom"
 
     def __post_init__(self):
@@ -53,6 +57,12 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.hidden_act not in ("gelu_approximate", "gelu", "relu"):
+            raise ConfigError(f"hidden_act must be gelu_approximate, gelu or relu, "
+                              f"got {self.hidden_act!r}")
+        if not 0.0 < self.layer_norm_epsilon < 1.0:
+            raise ConfigError(f"layer_norm_epsilon must be in (0, 1), "
+                              f"got {self.layer_norm_epsilon}")
 
     def backbone_kwargs(self) -> dict:
         out = dataclasses.asdict(self)
@@ -90,5 +100,8 @@ def parse_overrides(pairs) -> dict:
         if not sep or name not in types or name in ("vocabulary_size", "preset"):
             raise ConfigError(f"--model_override {pair!r}: expected FIELD=VALUE with FIELD one of "
                               f"{', '.join(n for n in types if n not in ('vocabulary_size', 'preset'))}")
-        out[name] = float(value) if types[name] in (float, "float") else int(value)
+        if types[name] in (str, "str"):
+            out[name] = value
+        else:
+            out[name] = float(value) if types[name] in (float, "float") else int(value)
     return out

@@ -1,4 +1,4 @@
-"""The BERT pretrainer: keras-hub's BertBackbone with a masked-LM head and an NSP head.
+"""The BERT pretrainer: the encoder (keras-hub's BertBackbone blocks) with a masked-LM head and an NSP head.
 
     inputs  {input_ids, input_mask, segment_ids, masked_lm_positions}   (the dataset's names)
     outputs {mlm_logits [B, P, V], nsp_logits [B, 2]}
@@ -16,6 +16,7 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from model.encoder import BertEncoder, activation
 from model.heads import NextSentenceHead
 from model.presets import ModelConfig
 
@@ -40,10 +41,13 @@ def build_pretrainer(config: ModelConfig, *, next_sentence: bool = True,
         >>> sorted(model.output)
         ['mlm_logits', 'nsp_logits']
     """
-    backbone = keras_hub.models.BertBackbone(**config.backbone_kwargs(), name="backbone")
+    backbone = BertEncoder(**config.backbone_kwargs(), name="backbone")
     mlm_head = keras_hub.layers.MaskedLMHead(
         vocabulary_size=config.vocabulary_size, token_embedding=backbone.token_embedding,
-        intermediate_activation="gelu", kernel_initializer=bert_initializer(),
+        # BERT's transform uses the encoder's activation and epsilon (keras-hub's
+        # defaults are relu and 1e-5).
+        intermediate_activation=activation(config.hidden_act),
+        layer_norm_epsilon=config.layer_norm_epsilon, kernel_initializer=bert_initializer(),
         dtype=backbone.dtype_policy, name="mlm_head")
     inputs = {
         "input_ids": keras.Input((None,), dtype="int32", name="input_ids"),

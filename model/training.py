@@ -162,7 +162,9 @@ class Trainer:
             if c.mixed_precision == "mixed_float16":
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        # `encoder` lets fine-tuning and export take the encoder alone (model/model_dir.py).
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              encoder=self.model.get_layer("backbone"))
         # Every worker takes part in saving (it is a collective op), but only
         # the chief writes to MODEL_DIR/checkpoints; the others write to a
         # hidden subdirectory of their own. All resume from the chief's.
@@ -198,7 +200,9 @@ class Trainer:
 
     def _write_config(self):
         os.makedirs(self.config.output_dir, exist_ok=True)
-        data = {"model": dataclasses.asdict(self.model_config),
+        generation = self.source.dataset.info.get("generation", {}) if self.source.dataset else {}
+        data = {"kind": "pretrainer", "model": dataclasses.asdict(self.model_config),
+                "tokenizer": {"do_lower_case": bool(generation.get("do_lower_case", True))},
                 "training": dataclasses.asdict(self.config),
                 "dataset": {"max_seq_length": self.seq_length,
                             "max_predictions_per_seq": self.max_predictions,

@@ -1,0 +1,134 @@
+"""The BERT encoder: keras-hub's BertBackbone with its activation and epsilon as arguments.
+
+keras-hub's BertBackbone hard-codes the tanh approximation of GELU (as
+google-research/bert's TF1 code does) and a layer-norm epsilon of 1e-12.
+Hugging Face checkpoints with `hidden_act: gelu` use the exact erf GELU:
+loaded into BertBackbone as is, all-MiniLM-L6-v2's sequence_output differs
+from transformers' BertModel by ~5e-3 (measured), fifty times the 1e-4 an
+import must meet. This class builds the same graph from the same keras-hub
+blocks (ReversibleEmbedding, PositionEmbedding, TransformerEncoder) with the
+same layer names, so weights and checkpoints carry over, and takes the
+activation and epsilon from the model's config.
+"""
+
+import keras
+import keras_hub
+from keras_hub.layers import PositionEmbedding, ReversibleEmbedding, TransformerEncoder
+
+ACTIVATIONS = ("gelu_approximate", "gelu", "relu")
+
+
+@keras.saving.register_keras_serializable(package="bert_pipeline")
+def gelu_tanh(x):
+    """GELU, tanh approximation (google-research/bert's "gelu")."""
+    return keras.activations.gelu(x, approximate=True)
+
+
+@keras.saving.register_keras_serializable(package="bert_pipeline")
+def gelu_erf(x):
+    """GELU, exact erf form (Hugging Face's and PyTorch's "gelu")."""
+    return keras.activations.gelu(x, approximate=False)
+
+
+def activation(name: str):
+    """The activation function of a config's hidden_act."""
+    if name == "gelu_approximate":
+        return gelu_tanh
+    if name == "gelu":
+        return gelu_erf
+    if name == "relu":
+        return keras.activations.relu
+    raise ValueError(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
+
+
+def _initializer():
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+@keras.saving.register_keras_serializable(package="bert_pipeline")
+class BertEncoder(keras_hub.models.Backbone):
+    """A BERT encoder: {token_ids, segment_ids, padding_mask} -> {sequence_output, pooled_output}.
+
+    Args:
+        vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
+        dropout, max_sequence_length, num_segments: as keras-hub's BertBackbone.
+        hidden_act: "gelu_approximate" (tanh; google-research/bert, keras-hub),
+            "gelu" (exact erf; Hugging Face's "gelu") or "relu".
+        layer_norm_epsilon: epsilon of every layer normalization.
+        dtype: the dtype policy of every layer.
+
+    Example:
+        >>> enc = BertEncoder(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+        ...                   intermediate_dim=16, hidden_act="gelu")
+        >>> out = enc({"token_ids": [[2, 3]], "segment_ids": [[0, 0]], "padding_mask": [[1, 1]]})
+        >>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape)
+        ((1, 2, 8), (1, 8))
+    """
+
+    def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
+                 dropout=0.1, max_sequence_length=512, num_segments=2,
+                 hidden_act="gelu_approximate", layer_norm_epsilon=1e-12, dtype=None, **kwargs):
+        act = activation(hidden_act)
+        # === Layers (names as keras-hub's BertBackbone) ===
+        self.token_embedding = ReversibleEmbedding(
+            input_dim=vocabulary_size, output_dim=hidden_dim,
+            embeddings_initializer=_initializer(), dtype=dtype, name="token_embedding")
+        self.position_embedding = PositionEmbedding(
+            initializer=_initializer(), sequence_length=max_sequence_length, dtype=dtype,
+            name="position_embedding")
+        self.segment_embedding = keras.layers.Embedding(
+            input_dim=num_segments, output_dim=hidden_dim, embeddings_initializer=_initializer(),
+            dtype=dtype, name="segment_embedding")
+        self.embeddings_add = keras.layers.Add(dtype=dtype, name="embeddings_add")
+        self.embeddings_layer_norm = keras.layers.LayerNormalization(
+            axis=-1, epsilon=layer_norm_epsilon, dtype=dtype, name="embeddings_layer_norm")
+        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype,
+                                                       name="embeddings_dropout")
+        self.transformer_layers = [
+            TransformerEncoder(
+                num_heads=num_heads, intermediate_dim=intermediate_dim, activation=act,
+                dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=_initializer(), dtype=dtype, name=f"transformer_layer_{i}")
+            for i in range(num_layers)]
+        self.pooled_dense = keras.layers.Dense(
+            hidden_dim, kernel_initializer=_initializer(), activation="tanh", dtype=dtype,
+            name="pooled_dense")
+
+        # === Functional model ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        tokens = self.token_embedding(token_ids)
+        x = self.embeddings_add((tokens, self.position_embedding(tokens),
+                                 self.segment_embedding(segment_ids)))
+        x = self.embeddings_dropout(self.embeddings_layer_norm(x))
+        for layer in self.transformer_layers:
+            x = layer(x, padding_mask=padding_mask)
+        pooled = self.pooled_dense(x[:, 0, :])
+        super().__init__(
+            inputs={"token_ids": token_ids, "segment_ids": segment_ids,
+                    "padding_mask": padding_mask},
+            outputs={"sequence_output": x, "pooled_output": pooled}, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.max_sequence_length = max_sequence_length
+        self.num_segments = num_segments
+        self.hidden_act = hidden_act
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.cls_token_index = 0
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "vocabulary_size": self.vocabulary_size, "num_layers": self.num_layers,
+            "num_heads": self.num_heads, "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim, "dropout": self.dropout,
+            "max_sequence_length": self.max_sequence_length, "num_segments": self.num_segments,
+            "hidden_act": self.hidden_act, "layer_norm_epsilon": self.layer_norm_epsilon})
+        return config

@@ -1,0 +1,156 @@
+"""Raw text to BERT inputs inside the TensorFlow graph, for SavedModels.
+
+The same steps as the pipeline's tokenizer (Hugging Face's BertNormalizer +
+BertPreTokenizer + WordPiece, which agrees with google-research's
+FullTokenizer), written with core TensorFlow string ops and one
+tensorflow-text op, so that an exported model tokenizes exactly as the
+model was trained:
+
+    invalid UTF-8 -> U+FFFD; U+0000, U+FFFD and other control/format chars
+    dropped, whitespace -> " "; CJK ideographs spaced out; then, uncased:
+    NFD, combining marks (Mn) dropped, lower-cased (per character);
+    split on whitespace and punctuation (Unicode P* and ASCII symbols);
+    WordPiece with "##" continuations, words over 100 bytes -> [UNK].
+
+Ops a serving binary must have (`OPS_NEEDED`): all core TensorFlow except
+`WordpieceTokenizeWithOffsets`, `RegexSplitWithOffsets` and `NormalizeUTF8`
+from tensorflow-text. These are tf-text's oldest ops (1.x), present in
+every TF Serving build that links tf-text; the packing below is plain
+ragged arithmetic, not tf-text's `RoundRobinTrim` (newer, and missing from
+stock servers: tensorflow/serving#2267).
+
+Measured agreement with the pipeline's tokenizer and with all-MiniLM-L6-v2's
+own tokenizer.json: see tests/model/test_preprocessing.py.
+"""
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+OPS_NEEDED = ("WordpieceTokenizeWithOffsets", "RegexSplitWithOffsets", "NormalizeUTF8")
+
+# Unicode punctuation, plus the ASCII symbols BERT counts as punctuation.
+_PUNCTUATION = r"[\p{P}!-/:-@\[-`{-~]"
+_WHITESPACE = r"[\s\p{Zs}]"
+# Characters BERT drops (controls and format chars; \t\n\r become spaces first).
+_DROPPED = r"[\x{0}\x{fffd}\p{Cc}\p{Cf}\p{Co}]"
+# The CJK ideograph blocks of BERT's _is_chinese_char.
+_CJK = (r"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
+        r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}])")
+
+
+class BertTextPreprocessor(tf.Module):
+    """Strings -> WordPiece ids -> packed [CLS] A [SEP] (B [SEP]) inputs, in-graph.
+
+    Args:
+        vocab_file: the model's vocab.txt (tracked as a SavedModel asset).
+        do_lower_case: uncased model (lower-case, strip accents).
+        seq_length: length of the packed inputs.
+        mask_token: with split_on_mask, the literal text that becomes the mask
+            id (for masked-LM requests); otherwise it is ordinary text, split
+            as the pipeline splits it ("[", "mask", "]").
+
+    Example:
+        >>> pre = BertTextPreprocessor("tests/fixtures/vocab.txt", seq_length=8)  # doctest: +SKIP
+        >>> pre.pack(pre.tokenize(tf.constant(["the cat"])))["input_ids"]  # doctest: +SKIP
+    """
+
+    def __init__(self, vocab_file: str, do_lower_case: bool = True, seq_length: int = 128,
+                 name: str = "bert_text_preprocessor"):
+        super().__init__(name=name)
+        with open(vocab_file, encoding="utf-8") as f:
+            vocab = [line.rstrip("\n") for line in f]
+        ids = {t: i for i, t in enumerate(vocab)}
+        missing = [t for t in ("[CLS]", "[SEP]", "[UNK]", "[MASK]", "[PAD]") if t not in ids]
+        if missing:
+            raise ValueError(f"vocabulary {vocab_file} lacks BERT's special tokens {missing}")
+        self.do_lower_case = do_lower_case
+        self.seq_length = seq_length
+        self.cls_id, self.sep_id, self.mask_id, self.pad_id = (
+            ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"])
+        self.vocab_size = len(vocab)
+        self.vocab_file = tf.saved_model.Asset(vocab_file)
+        initializer = tf.lookup.TextFileInitializer(
+            self.vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
+        self.table = tf.lookup.StaticHashTable(initializer, default_value=-1)
+        self._wordpiece = tf_text.WordpieceTokenizer(
+            self.table, suffix_indicator="##", max_bytes_per_word=100,
+            token_out_type=tf.int64, unknown_token="[UNK]")
+
+    def normalize(self, text: tf.Tensor) -> tf.Tensor:
+        """BERT's text cleaning (and, uncased, lower-casing and accent stripping)."""
+        text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
+                                            replacement_char=0xFFFD)
+        text = tf.strings.regex_replace(text, r"[\t\n\r]", " ")
+        text = tf.strings.regex_replace(text, _DROPPED, "")
+        text = tf.strings.regex_replace(text, _CJK, r" \1 ")
+        if self.do_lower_case:
+            text = tf_text.normalize_utf8(text, "NFD")
+            text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+            # Capital sigma -> σ first: ICU (like Python) would make a word-final
+            # one ς; the pipeline's tokenizer lower-cases char by char (σ).
+            text = tf.strings.regex_replace(text, "Σ", "σ")
+            text = tf.strings.lower(text, encoding="utf-8")
+        return text
+
+    def tokenize(self, text: tf.Tensor, split_on_mask: bool = False) -> tf.RaggedTensor:
+        """[B] strings -> [B, None] int32 WordPiece ids (no [CLS]/[SEP]).
+
+        With split_on_mask, each literal "[MASK]" in the text becomes the mask id.
+        """
+        text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
+        if not split_on_mask:
+            return self._tokenize_flat(text)
+        pieces = tf.strings.split(text, sep="[MASK]")  # [B, P]
+        ids = self._tokenize_flat(pieces.flat_values)  # [B*P, T]
+        ids = tf.RaggedTensor.from_row_splits(ids, pieces.row_splits)  # [B, P, T]
+        # Put a mask id after every piece, then drop each row's last one.
+        masks = tf.fill([ids.values.nrows(), 1], tf.constant(self.mask_id, tf.int32))
+        with_masks = tf.concat([ids.values, tf.RaggedTensor.from_tensor(masks)], axis=1)
+        flat = tf.RaggedTensor.from_row_splits(with_masks, ids.row_splits).merge_dims(1, 2)
+        return flat[:, :-1]
+
+    def _tokenize_flat(self, text: tf.Tensor) -> tf.RaggedTensor:
+        text = self.normalize(text)
+        words, _, _ = tf_text.regex_split_with_offsets(
+            text, delim_regex_pattern=f"{_WHITESPACE}+|{_PUNCTUATION}",
+            keep_delim_regex_pattern=_PUNCTUATION)
+        pieces = self._wordpiece.tokenize(words)  # [B, W, P]
+        return tf.cast(pieces.merge_dims(1, 2), tf.int32)
+
+    def pack(self, a: tf.RaggedTensor, b: tf.RaggedTensor = None,
+             seq_length: int = None) -> dict:
+        """[CLS] a [SEP] (b [SEP]) padded to seq_length; longest-first truncation.
+
+        A row of b with no tokens packs a alone (one [SEP]), so an empty second
+        text means "no second segment". Returns input_ids, input_mask,
+        segment_ids, each [B, seq_length] int32.
+        """
+        L = seq_length or self.seq_length
+        a = tf.cast(a, tf.int32)
+        batch = a.nrows()
+        len_a = tf.cast(a.row_lengths(), tf.int32)
+        if b is None:
+            b = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32),
+                                                 tf.zeros([batch], tf.int64))
+        b = tf.cast(b, tf.int32)
+        len_b = tf.cast(b.row_lengths(), tf.int32)
+        has_b = tf.cast(len_b > 0, tf.int32)
+        budget = L - 2 - has_b
+        # google-research's truncate_seq_pair (pop from the longer, b on ties)
+        # in closed form: a keeps min(len_a, max(ceil(budget/2), budget - len_b)).
+        keep_a = tf.minimum(len_a, tf.maximum((budget + 1) // 2, budget - len_b))
+        keep_b = tf.minimum(len_b, budget - keep_a)
+        a = tf.ragged.boolean_mask(a, tf.ragged.range(len_a) < keep_a[:, None])
+        b = tf.ragged.boolean_mask(b, tf.ragged.range(len_b) < keep_b[:, None])
+        ones = tf.ones([batch, 1], tf.int32)
+        cls = tf.RaggedTensor.from_tensor(ones * self.cls_id)
+        sep = tf.RaggedTensor.from_tensor(ones * self.sep_id)
+        sep_b = tf.RaggedTensor.from_tensor(ones * self.sep_id, lengths=has_b)
+        ids = tf.concat([cls, a, sep, b, sep_b], axis=1)
+        segments = tf.concat([tf.zeros_like(cls), tf.zeros_like(a), tf.zeros_like(sep),
+                              tf.ones_like(b), tf.ones_like(sep_b)], axis=1)
+        input_ids = ids.to_tensor(default_value=self.pad_id, shape=[None, L])
+        return {"input_ids": input_ids,
+                "input_mask": tf.ones_like(ids).to_tensor(shape=[None, L]),
+                "segment_ids": segments.to_tensor(shape=[None, L])}
