@@ -71,7 +71,8 @@ def _model_config(cfg: dict, activations: dict, source: str):
 
 
 def _read_hf(checkpoint_dir: str):
-    config = _read_json(os.path.join(checkpoint_dir, "config.json"))
+    config_path = os.path.join(checkpoint_dir, "config.json")
+    cfg = _model_config(_read_json(config_path), HF_ACTIVATIONS, config_path)
     st = os.path.join(checkpoint_dir, "model.safetensors")
     bin_ = os.path.join(checkpoint_dir, "pytorch_model.bin")
     if os.path.isfile(st):
@@ -99,9 +100,7 @@ def _read_hf(checkpoint_dir: str):
         name = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", name)
         name = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name)
         weights[name] = value
-    lower = _hf_lower_case(checkpoint_dir)
-    return _model_config(config, HF_ACTIVATIONS, os.path.join(checkpoint_dir, "config.json")), \
-        weights, weights_file, lower
+    return cfg, weights, weights_file, _hf_lower_case(checkpoint_dir)
 
 
 def _hf_lower_case(checkpoint_dir: str) -> Optional[bool]:
@@ -135,7 +134,8 @@ def _tf1_name(name: str) -> Optional[str]:
 def _read_tf1(checkpoint_dir: str):
     import tensorflow as tf
 
-    config = _read_json(os.path.join(checkpoint_dir, "bert_config.json"))
+    config_path = os.path.join(checkpoint_dir, "bert_config.json")
+    cfg = _model_config(_read_json(config_path), TF1_ACTIVATIONS, config_path)
     prefix = tf.train.latest_checkpoint(checkpoint_dir)
     if not prefix:
         candidate = os.path.join(checkpoint_dir, "bert_model.ckpt")
@@ -153,8 +153,7 @@ def _read_tf1(checkpoint_dir: str):
         if name.endswith("/kernel"):
             value = value.T
         weights[hf] = value
-    return _model_config(config, TF1_ACTIVATIONS, os.path.join(checkpoint_dir, "bert_config.json")), \
-        weights, prefix, None
+    return cfg, weights, prefix, None
 
 
 def keras_weights(weights: Dict[str, np.ndarray], cfg) -> Dict[str, np.ndarray]:

@@ -37,3 +37,46 @@ def make_dataset_dir(out, **overrides):
                                           "--direct_running_mode=in_memory",
                                           "--direct_num_workers=1"])
     return out
+
+
+@pytest.fixture(scope="session")
+def pretrained_tiny(tiny_dataset, tmp_path_factory):
+    """A tiny pretrainer (MLM + NSP) trained 30 steps on the fixture dataset: a model dir."""
+    from model.optimization import OptimizerConfig
+    from model.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("pretrained") / "tiny"
+    train(TrainConfig(input_file=str(tiny_dataset), output_dir=str(out),
+                      model_overrides=tuple(TINY), train_batch_size=16, log_steps=10,
+                      save_checkpoints_steps=30, seed=1,
+                      optimizer=OptimizerConfig(learning_rate=5e-3, num_train_steps=30,
+                                                num_warmup_steps=3)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def bench_python():
+    """The Python of .venv-bench (torch + transformers, never the product's), or skip."""
+    from tests.conftest import ROOT
+
+    python = ROOT / ".venv-bench" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("needs .venv-bench with torch and transformers (make test builds it: "
+                    "make .venv-bench/.installed)")
+    return str(python)
+
+
+def hf_reference(bench_python, checkpoint_dir, inputs: dict, tmp_path) -> dict:
+    """transformers' BertModel (and BertForPreTraining heads) outputs for packed inputs."""
+    import subprocess
+
+    import numpy as np
+
+    from tests.conftest import ROOT
+
+    np.savez(tmp_path / "in.npz", **inputs)
+    subprocess.run([bench_python, str(ROOT / "tests" / "model" / "hf_reference.py"), "encode",
+                    str(checkpoint_dir), str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                   check=True, capture_output=True, cwd=ROOT)
+    with np.load(tmp_path / "out.npz") as data:
+        return {k: data[k] for k in data.files}

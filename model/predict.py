@@ -1,0 +1,137 @@
+r"""Predictions from an exported SavedModel, through its raw-text signature.
+
+    python -m model.predict --saved_model runs/demo/export/bert_tiny/1 "Paris is the [MASK] of France."
+    python -m model.predict --saved_model EXPORT/classifier/1 --input_file reviews.txt --format json
+
+One example per line in --input_file (a tab separates text and text_b for pair
+models). Batched (--batch_size). Prints, per example: masked-token predictions
+(pretrained model), the label and its probability (classifier), the score
+(regression), token labels (NER), the answer span (QA), or the pooled
+embedding's first values (encoder). Needs tensorflow and tensorflow_text only.
+"""
+
+import json
+import sys
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+from absl import app, flags
+
+
+class PredictError(Exception):
+    """Bad input to predict; the message names the file or argument."""
+
+
+def load(saved_model: str):
+    """The serving_default function of an export (tensorflow_text ops registered)."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the tokenizer's ops
+
+    try:
+        loaded = tf.saved_model.load(saved_model)
+    except (OSError, ValueError) as e:
+        raise PredictError(f"{saved_model}: not a SavedModel ({str(e).splitlines()[0]})") from None
+    if "serving_default" not in loaded.signatures:
+        raise PredictError(f"{saved_model} has no serving_default signature (a *_token_ids "
+                           "export takes ids, not text)")
+    fn = loaded.signatures["serving_default"]
+    return loaded, fn
+
+
+def predict(fn, examples: Sequence[Tuple[str, str]], batch_size: int = 32) -> Iterator[dict]:
+    """Runs serving_default over (text, text_b) pairs; yields one dict per example."""
+    import tensorflow as tf
+
+    names = set(fn.structured_input_signature[1])
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        inputs = {"text": tf.constant([a for a, _ in chunk])}
+        if "text_b" in names:
+            inputs["text_b"] = tf.constant([b for _, b in chunk])
+        out = {k: v.numpy() for k, v in fn(**inputs).items()}
+        for i in range(len(chunk)):
+            yield {k: v[i] for k, v in out.items()}
+
+
+def describe(row: Dict[str, np.ndarray]) -> dict:
+    """A JSON-able summary of one example's outputs."""
+    if "top_k_tokens" in row:
+        masks = []
+        for p in range(len(row["masked_lm_positions"])):
+            if not row["masked_lm_valid"][p]:
+                continue
+            masks.append({"position": int(row["masked_lm_positions"][p]),
+                          "predictions": [[t.decode("utf-8", "replace"), round(float(q), 4)]
+                                          for t, q in zip(row["top_k_tokens"][p],
+                                                          row["top_k_probabilities"][p])]})
+        out = {"masked": masks}
+        if "nsp_probabilities" in row:
+            out["is_random_next"] = round(float(row["nsp_probabilities"][1]), 4)
+        return out
+    if "label" in row and "probabilities" in row:
+        return {"label": row["label"].decode("utf-8"),
+                "probability": round(float(np.max(row["probabilities"])), 4)}
+    if "score" in row:
+        return {"score": round(float(row["score"]), 4)}
+    if "token_labels" in row:
+        n = int(row["num_words"])
+        return {"labels": [t.decode("utf-8") for t in row["token_labels"][:n]]}
+    if "answer" in row:
+        return {"answer": row["answer"].decode("utf-8", "replace"),
+                "score": round(float(row["answer_score"]), 4)}
+    if "pooled_output" in row:
+        return {"pooled_output[:4]": [round(float(v), 4) for v in row["pooled_output"][:4]]}
+    return {k: v.tolist() for k, v in row.items()}
+
+
+def _read_examples(path: str) -> List[Tuple[str, str]]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line.rstrip("\n") for line in f]
+    except OSError as e:
+        raise PredictError(f"--input_file {path}: {e.strerror}") from None
+    return [tuple((line.split("\t", 1) + [""])[:2]) for line in lines if line.strip()]
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "An exported serving model: EXPORT_DIR/<name>/<version>.")
+flags.DEFINE_string("input_file", "", "One example per line (text<TAB>text_b for pairs).")
+flags.DEFINE_integer("batch_size", 32, "Examples per call.", lower_bound=1)
+flags.DEFINE_enum("format", "text", ["text", "json"], "text: readable lines; json: JSON lines.")
+
+
+def main(argv):
+    args = argv[1:]
+    try:
+        if FLAGS.input_file and args:
+            raise PredictError("give texts as arguments or --input_file, not both")
+        if FLAGS.input_file:
+            examples = _read_examples(FLAGS.input_file)
+        elif args:
+            if len(args) > 2:
+                raise PredictError("at most two texts (text and text_b); use --input_file "
+                                   "for more examples")
+            examples = [(args[0], args[1] if len(args) > 1 else "")]
+        else:
+            raise PredictError("no input: pass \"text\" [\"text b\"] or --input_file")
+        _, fn = load(FLAGS.saved_model)
+        for (a, b), row in zip(examples, predict(fn, examples, FLAGS.batch_size)):
+            result = describe(row)
+            if FLAGS.format == "json":
+                print(json.dumps(dict(text=a, **({"text_b": b} if b else {}), **result),
+                                 ensure_ascii=False))
+            else:
+                print(f"{a}" + (f"  ||  {b}" if b else ""))
+                for k, v in result.items():
+                    print(f"  {k}: {v}")
+    except PredictError as e:
+        sys.exit(f"predict: {e}")
+
+
+def entry_point():
+    flags.mark_flags_as_required(["saved_model"])
+    app.run(main)
+
+
+if __name__ == "__main__":
+    entry_point()
