@@ -37,6 +37,10 @@ setuptools.setup(
             "bert-create-pretraining-data=pipeline.create_pretraining_data:entry_point",
             "bert-build-vocab=pipeline.build_vocab:entry_point",
             "bert-pretrain=model.pretrain:entry_point",
+            "bert-import-checkpoint=model.import_checkpoint:entry_point",
+            "bert-export=model.export:entry_point",
+            "bert-predict=model.predict:entry_point",
+            "bert-finetune=model.finetune:entry_point",
         ],
     },
 )

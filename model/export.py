@@ -85,7 +85,12 @@ class ServingModule(tf.Module):
             self.vocab = tf.constant([line.rstrip("\n") for line in f])
         self.preprocessor = BertTextPreprocessor(md.vocab_file, md.do_lower_case, seq_length) \
             if with_text else None
-        self.mask_id = BertTextPreprocessor.special_ids(md.vocab_file)["[MASK]"]
+        special = BertTextPreprocessor.special_ids(md.vocab_file)
+        self.mask_id, self.sep_id = special["[MASK]"], special["[SEP]"]
+        task = md.config.get("task", {})
+        self.labels = tf.constant(task.get("labels") or [""])
+        self.version_2 = bool(task.get("version_2"))
+        self.max_answer_length = int(task.get("max_answer_length", 30))
 
     def outputs(self, x: Dict[str, tf.Tensor], positions=None) -> Dict[str, tf.Tensor]:
         return self._run(self.model, x, positions)
@@ -100,10 +105,14 @@ class ServingModule(tf.Module):
         return tf.where(valid, key, 0), valid
 
     def text_outputs(self, text, text_b=None):
+        if self.kind == "ner":
+            return self._ner_text_outputs(text)
         split = self.kind == "pretrainer"
         a = self.preprocessor.tokenize(text, split_on_mask=split)
         b = self.preprocessor.tokenize(text_b, split_on_mask=split) if text_b is not None else None
         x = self.preprocessor.pack(a, b)
+        if self.kind == "squad":
+            return self._squad_text_outputs(x)
         if self.kind != "pretrainer":
             return dict(self.outputs(x), input_ids=x["input_ids"])
         positions, valid = self.mask_positions(x["input_ids"])
@@ -114,6 +123,48 @@ class ServingModule(tf.Module):
                    masked_lm_valid=tf.cast(valid, tf.int32), top_k_ids=top_ids,
                    top_k_tokens=tf.gather(self.vocab, top_ids), top_k_probabilities=top_probs)
         return out
+
+    def _ner_text_outputs(self, text):
+        """Whitespace words -> one label per word (its first subword's), as fine-tuned."""
+        ids, positions, lengths = self.preprocessor.tokenize_words(text)
+        x = self.preprocessor.pack(ids)
+        out = self.outputs(x)
+        fits = positions + lengths <= self.seq_length - 1
+        pos = tf.where(fits, positions, 0).to_tensor()
+        word_ids = tf.gather(out["token_label_ids"], pos, batch_dims=1)
+        # Words cut off by max_seq_length get "O" (the label set's "O", else the first).
+        labels = self.labels
+        other = tf.cast(tf.argmax(tf.cast(tf.equal(labels, "O"), tf.int32)), tf.int32)
+        word_ids = tf.where(fits.to_tensor(), word_ids, other)
+        num_words = tf.cast(positions.row_lengths(), tf.int32)
+        valid = tf.sequence_mask(num_words, tf.shape(word_ids)[1])
+        return dict(out, input_ids=x["input_ids"], num_words=num_words,
+                    token_labels=tf.where(valid, tf.gather(labels, word_ids), ""))
+
+    def _squad_text_outputs(self, x):
+        """The best span of the context (segment 1, not its [SEP]), its text from WordPieces."""
+        out = self.outputs(x)
+        s, e = out["start_logits"], out["end_logits"]
+        context = tf.logical_and(x["segment_ids"] > 0, x["input_ids"] != self.sep_id)
+        L = tf.shape(s)[1]
+        i = tf.range(L)
+        ok = tf.logical_and(i[None, :, None] <= i[None, None, :],
+                            i[None, None, :] - i[None, :, None] < self.max_answer_length)
+        ok = tf.logical_and(ok, tf.logical_and(context[:, :, None], context[:, None, :]))
+        scores = tf.where(ok, s[:, :, None] + e[:, None, :], -1e9)
+        best = tf.argmax(tf.reshape(scores, [tf.shape(s)[0], -1]), -1, output_type=tf.int32)
+        start, end = best // L, best % L
+        best_score = tf.reduce_max(tf.reshape(scores, [tf.shape(s)[0], -1]), -1)
+        span = tf.logical_and(i[None, :] >= start[:, None], i[None, :] <= end[:, None])
+        tokens = tf.ragged.boolean_mask(tf.gather(self.vocab, x["input_ids"]), span)
+        text = tf.strings.regex_replace(tf.strings.reduce_join(tokens, axis=1, separator=" "),
+                                        " ##", "")
+        no_answer = tf.logical_or(s[:, 0] + e[:, 0] > best_score,
+                                  tf.logical_not(tf.reduce_any(context, 1))) \
+            if self.version_2 else tf.logical_not(tf.reduce_any(context, 1))
+        return dict(out, input_ids=x["input_ids"], answer_start=tf.where(no_answer, 0, start),
+                    answer_end=tf.where(no_answer, 0, end),
+                    answer=tf.where(no_answer, "", text), answer_score=best_score)
 
     def signatures(self) -> dict:
         L = None
@@ -373,26 +424,37 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
                    "padding_mask": x["input_mask"]}, training=False)
     expected["enc/sequence_output"] = enc["sequence_output"].numpy()
     expected["enc/pooled_output"] = enc["pooled_output"].numpy()
-    for k, v in list(expected.items()):
-        if k.startswith("ids/") and serving.kind != "pretrainer":
-            expected["text/" + k[4:]] = v
-    if serving.kind == "pretrainer":
-        expected["text/nsp_probabilities"] = expected.get("ids/nsp_probabilities")
-        expected.pop("text/nsp_probabilities") if expected["text/nsp_probabilities"] is None \
-            else None
+    if serving.kind == "ner":
+        # NER's text path tokenizes word by word (a word of dropped characters
+        # becomes [UNK]); its per-token outputs are checked on its own ids.
+        x_text = {k: v.numpy() for k, v in pre.pack(pre.tokenize_words(tf.constant(text))[0])
+                  .items()}
+        expected.update({"text/" + k: v.numpy() for k, v in serving.outputs(
+            {k: tf.constant(v) for k, v in x_text.items()}).items()})
+    else:
+        x_text = x
+        for k, v in list(expected.items()):
+            if k.startswith("ids/") and serving.kind != "pretrainer":
+                expected["text/" + k[4:]] = v
+    if "ids/nsp_probabilities" in expected:
+        expected["text/nsp_probabilities"] = expected["ids/nsp_probabilities"]
     diffs = {}
     # Per-token outputs are compared at real tokens only: at [PAD] positions they
     # mean nothing, and eager vs graph execution alone moves them by ~5e-5 (MiniLM).
-    real = x["input_mask"][..., None] > 0
     for k, v in expected.items():
         if k not in got:
             raise ExportError(f"the reloaded SavedModel has no output {k}")
-        if v.dtype.kind in "iub":
-            diffs[k] = 0.0 if np.array_equal(got[k], v) else float("inf")
+        mask = (x_text if k.startswith("text/") else x)["input_mask"] > 0
+        per_token = v.ndim >= 2 and v.shape[:2] == mask.shape
+        if v.dtype.kind in "iubOS":  # ids, labels: equal or not (at real tokens)
+            a = got[k].astype("S") if v.dtype.kind in "OS" else got[k]
+            b = v.astype("S") if v.dtype.kind in "OS" else v
+            same = np.array_equal(a[mask], b[mask]) if per_token else np.array_equal(a, b)
+            diffs[k] = 0.0 if same else float("inf")
             continue
         delta = np.abs(got[k].astype(np.float64) - v)
-        if v.ndim == 3 and v.shape[:2] == x["input_ids"].shape:
-            delta = delta * real
+        if per_token:
+            delta = delta * mask.reshape(mask.shape + (1,) * (v.ndim - 2))
         diffs[k] = float(np.max(delta)) if v.size else 0.0
     worst = max(diffs, key=diffs.get)
     if diffs[worst] > TOLERANCE:
@@ -401,7 +463,7 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
     # Tokenization inside the SavedModels = the in-process preprocessor.
     single = pre.pack(pre.tokenize(tf.constant(text)))["input_ids"].numpy()
     same_ids = bool(np.array_equal(got["pre/input_word_ids"], single) and
-                    np.array_equal(got["text/input_ids"], x["input_ids"]))
+                    np.array_equal(got["text/input_ids"], x_text["input_ids"]))
     if not same_ids:
         raise ExportError("the SavedModel's tokenizer gives other ids than the in-process one")
     cli = _saved_model_cli_signatures(paths["serving"])

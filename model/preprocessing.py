@@ -65,8 +65,8 @@ class BertTextPreprocessor(tf.Module):
             raise ValueError(f"vocabulary {vocab_file} lacks BERT's special tokens {missing}")
         self.do_lower_case = do_lower_case
         self.seq_length = seq_length
-        self.cls_id, self.sep_id, self.mask_id, self.pad_id = (
-            ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"])
+        self.cls_id, self.sep_id, self.mask_id, self.pad_id, self.unk_id = (
+            ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"], ids["[UNK]"])
         self.vocab_size = len(vocab)
         self.vocab_file = tf.saved_model.Asset(vocab_file)
         initializer = tf.lookup.TextFileInitializer(
@@ -124,6 +124,29 @@ class BertTextPreprocessor(tf.Module):
             keep_delim_regex_pattern=_PUNCTUATION)
         pieces = self._wordpiece.tokenize(words)  # [B, W, P]
         return tf.cast(pieces.merge_dims(1, 2), tf.int32)
+
+    def tokenize_words(self, text: tf.Tensor):
+        """[B] strings split on whitespace, each word tokenized alone (NER's view).
+
+        Returns (ids [B, T] ragged, first-subword position of each word [B, W]
+        ragged, counting [CLS] as position 0). A word whose characters are all
+        dropped becomes [UNK], so every word has a position.
+        """
+        words = tf.strings.split(tf.reshape(tf.convert_to_tensor(text, tf.string), [-1]))
+        pieces = self._tokenize_flat(words.flat_values)  # [N, P]
+        unk = tf.RaggedTensor.from_tensor(tf.fill([pieces.nrows(), 1], self.unk_id))
+        lengths = tf.maximum(tf.cast(pieces.row_lengths(), tf.int32), 1)
+        padded = tf.concat([pieces, unk], axis=1)
+        pieces = tf.ragged.boolean_mask(padded, tf.ragged.range(
+            tf.cast(padded.row_lengths(), tf.int32)) < lengths[:, None])
+        ids = tf.RaggedTensor.from_row_splits(pieces, words.row_splits).merge_dims(1, 2)
+        before = tf.cumsum(lengths, exclusive=True)  # tokens before each word, all rows
+        row_first = tf.gather(tf.concat([before, [tf.reduce_sum(lengths)]], 0),
+                              tf.cast(words.row_splits[:-1], tf.int32))
+        row_of_word = tf.cast(words.value_rowids(), tf.int32)
+        positions = 1 + before - tf.gather(row_first, row_of_word)
+        return ids, tf.RaggedTensor.from_row_splits(positions, words.row_splits), \
+            tf.RaggedTensor.from_row_splits(lengths, words.row_splits)
 
     def pack(self, a: tf.RaggedTensor, b: tf.RaggedTensor = None,
              seq_length: int = None) -> dict:
