@@ -29,6 +29,7 @@ setuptools.setup(
         "tokenizers==0.23.3",
         "tensorboard==2.21.0",
         "safetensors==0.8.0",
+        "matplotlib==3.11.2",
     ],
     entry_points={
         "console_scripts": [

@@ -36,7 +36,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from model.model_dir import ModelDir, ModelDirError, load_model, open_model_dir
+from model.model_dir import (ModelDir, ModelDirError, load_model, open_model_dir,
+                             quiet_tensorflow)
 from model.preprocessing import BertTextPreprocessor
 
 TOLERANCE = 1e-5
@@ -69,6 +70,16 @@ def _heads(md: ModelDir):
         return True, run
     from model import tasks
     return tasks.serving_heads(md)
+
+
+def trim_to_longest(x: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Cuts packed [B, L] inputs to the batch's longest sequence (dynamic padding).
+
+    A review of 30 tokens then costs 30 positions, not --max_seq_length; per-token
+    outputs of the raw-text signature are [B, longest] (L at most).
+    """
+    longest = tf.reduce_max(tf.reduce_sum(x["input_mask"], axis=1))
+    return {k: v[:, :longest] for k, v in x.items()}
 
 
 class ServingModule(tf.Module):
@@ -110,7 +121,7 @@ class ServingModule(tf.Module):
         split = self.kind == "pretrainer"
         a = self.preprocessor.tokenize(text, split_on_mask=split)
         b = self.preprocessor.tokenize(text_b, split_on_mask=split) if text_b is not None else None
-        x = self.preprocessor.pack(a, b)
+        x = trim_to_longest(self.preprocessor.pack(a, b))
         if self.kind == "squad":
             return self._squad_text_outputs(x)
         if self.kind != "pretrainer":
@@ -127,7 +138,7 @@ class ServingModule(tf.Module):
     def _ner_text_outputs(self, text):
         """Whitespace words -> one label per word (its first subword's), as fine-tuned."""
         ids, positions, lengths = self.preprocessor.tokenize_words(text)
-        x = self.preprocessor.pack(ids)
+        x = trim_to_longest(self.preprocessor.pack(ids))
         out = self.outputs(x)
         fits = positions + lengths <= self.seq_length - 1
         pos = tf.where(fits, positions, 0).to_tensor()
@@ -446,6 +457,11 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
             raise ExportError(f"the reloaded SavedModel has no output {k}")
         mask = (x_text if k.startswith("text/") else x)["input_mask"] > 0
         per_token = v.ndim >= 2 and v.shape[:2] == mask.shape
+        if per_token and got[k].shape[1] < v.shape[1]:  # the text path trims padding
+            width = got[k].shape[1]
+            if mask[:, width:].any():
+                raise ExportError(f"{k}: the SavedModel cut real tokens")
+            v, mask = v[:, :width], mask[:, :width]
         if v.dtype.kind in "iubOS":  # ids, labels: equal or not (at real tokens)
             a = got[k].astype("S") if v.dtype.kind in "OS" else got[k]
             b = v.astype("S") if v.dtype.kind in "OS" else v
@@ -462,8 +478,10 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
                           f"{diffs[worst]:.2e} (> {TOLERANCE})")
     # Tokenization inside the SavedModels = the in-process preprocessor.
     single = pre.pack(pre.tokenize(tf.constant(text)))["input_ids"].numpy()
+    width = got["text/input_ids"].shape[1]
     same_ids = bool(np.array_equal(got["pre/input_word_ids"], single) and
-                    np.array_equal(got["text/input_ids"], x_text["input_ids"]))
+                    np.array_equal(got["text/input_ids"], x_text["input_ids"][:, :width]) and
+                    not x_text["input_mask"][:, width:].any())
     if not same_ids:
         raise ExportError("the SavedModel's tokenizer gives other ids than the in-process one")
     cli = _saved_model_cli_signatures(paths["serving"])
@@ -481,13 +499,6 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
           f"{diffs[worst]:.1e} ({worst}); raw-text model needs tf-text ops {text_ops}; "
           f"saved_model_cli lists serving_default and token_ids", file=sys.stderr, flush=True)
     return result
-
-
-def quiet_tensorflow():
-    """TensorFlow's Python INFO lines (asset writing, sharding callbacks) off the console."""
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)
-    tf.get_logger().setLevel("ERROR")
 
 
 FLAGS = flags.FLAGS

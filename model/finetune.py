@@ -528,7 +528,7 @@ flags.DEFINE_integer("seed", 42, "Initial head weights, dropout, shuffling.")
 
 def main(argv):
     del argv
-    from model.export import quiet_tensorflow
+    from model.model_dir import quiet_tensorflow
     quiet_tensorflow()
     fields = {f.name for f in dataclasses.fields(FinetuneConfig)}
     config = FinetuneConfig(**{k: getattr(FLAGS, k) for k in fields})

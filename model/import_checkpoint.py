@@ -297,6 +297,8 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing model in --output_dir
 
 def main(argv):
     del argv
+    from model.model_dir import quiet_tensorflow
+    quiet_tensorflow()
     lower = {"auto": None, "true": True, "false": False}[FLAGS.do_lower_case]
     try:
         import_checkpoint(FLAGS.format, FLAGS.checkpoint_dir, FLAGS.output_dir,

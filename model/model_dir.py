@@ -22,6 +22,13 @@ from model.encoder import BertEncoder
 from model.presets import ConfigError, ModelConfig
 
 
+def quiet_tensorflow():
+    """TensorFlow's Python INFO lines (asset writing, sharding callbacks) off the console."""
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("ERROR")
+
+
 class ModelDirError(Exception):
     """A model directory that cannot be used; the message names the path."""
 

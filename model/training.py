@@ -354,6 +354,9 @@ class Trainer:
         with writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
+        if self.is_chief:  # the same figures as JSON lines, for scripts and reports
+            with open(os.path.join(self.config.output_dir, "train_log.jsonl"), "a") as f:
+                f.write(json.dumps(dict(step=step, **metrics)) + "\n")
         print(f"step {step}/{total} " + " ".join(
             f"{k} {v:.4g}" for k, v in metrics.items()), file=sys.stderr, flush=True)
         return metrics

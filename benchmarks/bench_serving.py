@@ -1,0 +1,188 @@
+"""Serving: raw text to output through our SavedModel vs transformers' pipeline (PyTorch CPU).
+
+    .venv/bin/python benchmarks/bench_serving.py [--calls 300] [--repeats 3]
+
+Two models, each with the same weights on both sides:
+- a bert_tiny sentiment classifier (fine-tuned briefly on Rotten Tomatoes by
+  model.finetune, exported by model.export; written in Hugging Face layout for
+  the peer's "text-classification" pipeline);
+- all-MiniLM-L6-v2 imported by model.import_checkpoint and exported as an
+  encoder; the peer is the "feature-extraction" pipeline on the original files.
+Latency: one review per call (batch 1), p50 and p99 over --calls calls. Throughput:
+batches of 32 reviews. Texts: the Rotten Tomatoes dev split. Ours runs in a
+process that imports only tensorflow and tensorflow_text; the peer in .venv-bench.
+Each side is its own process, ours and the peer's alternated --repeats times;
+medians over repeats. Writes benchmarks/results/serving.json.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "data")
+
+# The timing loop, for either side: run(list_of_texts) -> outputs.
+TIMING = r'''
+import json, sys, time
+def measure(run, texts, calls):
+    for t in texts[:10]:
+        run([t])
+    lat = []
+    for i in range(calls):
+        t0 = time.perf_counter(); run([texts[i % len(texts)]]); lat.append(time.perf_counter() - t0)
+    lat.sort()
+    batches = [texts[i:i + 32] for i in range(0, min(len(texts), 32 * 20), 32)]
+    run(batches[0])
+    t0 = time.perf_counter()
+    for b in batches:
+        run(b)
+    seconds = time.perf_counter() - t0
+    return {"p50_ms": 1000 * lat[len(lat) // 2], "p99_ms": 1000 * lat[int(len(lat) * 0.99) - 1],
+            "batch32_per_s": sum(len(b) for b in batches) / seconds}
+'''
+
+OURS = TIMING + r'''
+import tensorflow as tf, tensorflow_text  # noqa
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+texts = json.load(open(sys.argv[2]))
+print(json.dumps(measure(lambda b: fn(text=tf.constant(b)), texts, int(sys.argv[3]))))
+'''
+
+PEER = TIMING + r'''
+import torch, transformers
+torch.set_grad_enabled(False)
+task, model_dir = sys.argv[4], sys.argv[1]
+pipe = transformers.pipeline(task, model=model_dir, tokenizer=model_dir, device=-1)
+texts = json.load(open(sys.argv[2]))
+kw = {"truncation": True, "max_length": 128} if task == "text-classification" else \
+    {"tokenize_kwargs": {"truncation": True, "max_length": 128}}
+print(json.dumps(measure(lambda b: pipe(b, batch_size=len(b), **kw), texts, int(sys.argv[3]))))
+'''
+
+
+def sh(*args, **kw):
+    return subprocess.run(list(map(str, args)), check=True, cwd=ROOT, capture_output=True,
+                          text=True, **kw)
+
+
+def hf_layout_from_ours(model_dir: str, out: str):
+    """Our fine-tuned classifier's weights as a Hugging Face BertForSequenceClassification."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from model.model_dir import load_model, open_model_dir
+
+    md = open_model_dir(model_dir)
+    model, _ = load_model(md)
+    cfg = md.model_config
+    w = {v.path.replace("backbone/", ""): v.numpy() for v in model.weights}
+    H, n = cfg.hidden_dim, cfg.num_heads
+    t = {"bert.embeddings.word_embeddings.weight": w["token_embedding/embeddings"],
+         "bert.embeddings.position_embeddings.weight": w["position_embedding/embeddings"],
+         "bert.embeddings.token_type_embeddings.weight": w["segment_embedding/embeddings"],
+         "bert.embeddings.LayerNorm.weight": w["embeddings_layer_norm/gamma"],
+         "bert.embeddings.LayerNorm.bias": w["embeddings_layer_norm/beta"],
+         "bert.pooler.dense.weight": w["pooled_dense/kernel"].T,
+         "bert.pooler.dense.bias": w["pooled_dense/bias"],
+         "classifier.weight": w["classifier/kernel"].T, "classifier.bias": w["classifier/bias"]}
+    for i in range(cfg.num_layers):
+        k, hf = f"transformer_layer_{i}/", f"bert.encoder.layer.{i}."
+        a = k + "self_attention_layer/"
+        for p in ("query", "key", "value"):
+            t[hf + f"attention.self.{p}.weight"] = w[a + f"{p}/kernel"].reshape(H, H).T
+            t[hf + f"attention.self.{p}.bias"] = w[a + f"{p}/bias"].reshape(H)
+        t[hf + "attention.output.dense.weight"] = w[a + "attention_output/kernel"].reshape(H, H).T
+        t[hf + "attention.output.dense.bias"] = w[a + "attention_output/bias"]
+        for ours, theirs in (("self_attention_layer_norm", "attention.output.LayerNorm"),
+                             ("feedforward_layer_norm", "output.LayerNorm")):
+            t[hf + theirs + ".weight"], t[hf + theirs + ".bias"] = (w[k + ours + "/gamma"],
+                                                                    w[k + ours + "/beta"])
+        for ours, theirs in (("feedforward_intermediate_dense", "intermediate.dense"),
+                             ("feedforward_output_dense", "output.dense")):
+            t[hf + theirs + ".weight"] = w[k + ours + "/kernel"].T
+            t[hf + theirs + ".bias"] = w[k + ours + "/bias"]
+    os.makedirs(out, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in t.items()},
+              os.path.join(out, "model.safetensors"))
+    labels = md.config["task"]["labels"]
+    act = {"gelu_approximate": "gelu_new", "gelu": "gelu", "relu": "relu"}[cfg.hidden_act]
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump({"architectures": ["BertForSequenceClassification"], "model_type": "bert",
+                   "vocab_size": cfg.vocabulary_size, "hidden_size": H,
+                   "num_hidden_layers": cfg.num_layers, "num_attention_heads": n,
+                   "intermediate_size": cfg.intermediate_dim, "hidden_act": act,
+                   "max_position_embeddings": cfg.max_sequence_length,
+                   "type_vocab_size": cfg.num_segments, "layer_norm_eps": cfg.layer_norm_epsilon,
+                   "id2label": dict(enumerate(labels)),
+                   "label2id": {l: i for i, l in enumerate(labels)}}, f)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        src = os.path.join(DATA, "minilm", name) if name != "vocab.txt" else md.vocab_file
+        with open(src, encoding="utf-8") as fi, open(os.path.join(out, name), "w",
+                                                        encoding="utf-8") as fo:
+            fo.write(fi.read())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    bench_python = os.path.join(ROOT, ".venv-bench", "bin", "python")
+    rt = os.path.join(DATA, "rotten_tomatoes")
+    with open(os.path.join(rt, "dev.tsv"), encoding="utf-8") as f:
+        texts = [line.split("\t")[0] for line in f.read().splitlines()[1:]]
+    results = {"load_average_at_start": os.getloadavg(), "calls": args.calls,
+               "repeats": args.repeats, "models": {}}
+    with tempfile.TemporaryDirectory() as work:
+        with open(os.path.join(work, "texts.json"), "w") as f:
+            json.dump(texts, f)
+        # The bert_tiny classifier (briefly trained: only its speed matters here).
+        sh(sys.executable, "-m", "model.finetune", "--task", "sst2", "--init_checkpoint", "none",
+           "--vocab_file", os.path.join(DATA, "vocab", "uncased_vocab.txt"), "--train_file",
+           f"{rt}/train.tsv", "--eval_file", f"{rt}/dev.tsv", "--output_dir",
+           f"{work}/tiny_rt", "--num_train_epochs", "0.2", "--max_seq_length", "128")
+        sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/tiny_rt",
+           "--export_dir", f"{work}/export_tiny")
+        hf_layout_from_ours(f"{work}/tiny_rt", f"{work}/hf_tiny")
+        sh(sys.executable, "-m", "model.import_checkpoint", "--format", "hf", "--checkpoint_dir",
+           os.path.join(DATA, "minilm"), "--output_dir", f"{work}/minilm")
+        sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/minilm",
+           "--export_dir", f"{work}/export_minilm")
+        setups = {
+            "bert_tiny classifier": (f"{work}/export_tiny/tiny_rt/1", f"{work}/hf_tiny",
+                                     "text-classification"),
+            "all-MiniLM-L6-v2 encoder": (f"{work}/export_minilm/minilm/1",
+                                         os.path.join(DATA, "minilm"), "feature-extraction")}
+        for name, (saved, hf_dir, task) in setups.items():
+            runs = {"ours": [], "peer": []}
+            for _ in range(args.repeats):
+                out = sh(sys.executable, "-c", OURS, saved, f"{work}/texts.json", args.calls)
+                runs["ours"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                out = sh(bench_python, "-c", PEER, hf_dir, f"{work}/texts.json", args.calls, task)
+                runs["peer"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+                   for side, rs in runs.items()}
+            med["throughput_ratio"] = med["ours"]["batch32_per_s"] / med["peer"]["batch32_per_s"]
+            med["p50_ratio_ours_over_peer"] = med["ours"]["p50_ms"] / med["peer"]["p50_ms"]
+            med["runs"] = runs
+            results["models"][name] = med
+            print(f"{name}: ours p50 {med['ours']['p50_ms']:.2f} ms p99 "
+                  f"{med['ours']['p99_ms']:.2f} ms, {med['ours']['batch32_per_s']:.0f}/s; peer "
+                  f"p50 {med['peer']['p50_ms']:.2f} ms p99 {med['peer']['p99_ms']:.2f} ms, "
+                  f"{med['peer']['batch32_per_s']:.0f}/s; throughput x"
+                  f"{med['throughput_ratio']:.2f}, p50 x{med['p50_ratio_ours_over_peer']:.2f}",
+                  flush=True)
+    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "benchmarks", "results", "serving.json"), "w") as f:
+        json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    main()

@@ -1,0 +1,160 @@
+"""Writes RUN_DIR/report.md and PNG training curves from a finished demo run.
+
+    python scripts/demo_report.py RUN_DIR
+
+Reads what the stages wrote (dataset stats.json, the pretraining
+train_log.jsonl and eval_results.json, the export's export.json, the
+masked-token predictions, each fine-tuning run's metrics.json, the serving
+response and the stage timings) and prints where the report is.
+"""
+
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RUNS = (("pretrained", "our pretrained bert_tiny"), ("random", "bert_tiny, random init"),
+        ("minilm", "imported all-MiniLM-L6-v2"))
+
+
+def _json(path, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_pretraining(log, out):
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [r["step"] for r in log]
+    ax[0].plot(steps, [r["mlm_loss"] for r in log], label="MLM loss")
+    if "nsp_loss" in log[0]:
+        ax[0].plot(steps, [r["nsp_loss"] for r in log], label="NSP loss")
+    ax[0].set_xlabel("step")
+    ax[0].set_title("bert_tiny pretraining: loss")
+    ax[0].legend()
+    ax[1].plot(steps, [r["mlm_accuracy"] for r in log], label="MLM accuracy")
+    if "nsp_accuracy" in log[0]:
+        ax[1].plot(steps, [r["nsp_accuracy"] for r in log], label="NSP accuracy")
+    ax[1].set_xlabel("step")
+    ax[1].set_title("accuracy (training batches)")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot_finetuning(metrics, out):
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in RUNS:
+        m = metrics.get(key)
+        if not m:
+            continue
+        ax[0].plot([r["step"] for r in m["loss_log"]], [r["loss"] for r in m["loss_log"]],
+                   label=label)
+        ax[1].plot([h["epoch"] for h in m["history"]],
+                   [h["dev"]["accuracy"] for h in m["history"]], marker="o", label=label)
+    ax[0].set_xlabel("step")
+    ax[0].set_title("Rotten Tomatoes fine-tuning: training loss")
+    ax[0].legend()
+    ax[1].set_xlabel("epoch")
+    ax[1].set_title("dev accuracy")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(run):
+    stats = _json(os.path.join(run, "dataset", "stats.json"), {})
+    log = _jsonl(os.path.join(run, "bert_tiny", "train_log.jsonl"))
+    evals = _json(os.path.join(run, "bert_tiny", "eval_results.json"), {})
+    export = _json(os.path.join(run, "export", "export.json"), {})
+    masked = _jsonl(os.path.join(run, "mlm_predictions.jsonl"))
+    metrics = {k: _json(os.path.join(run, "finetune", k, "metrics.json")) for k, _ in RUNS}
+    response = _json(os.path.join(run, "serving_response.json"), {})
+    request = _json(os.path.join(run, "serving_request.json"), {})
+    timings = []
+    if os.path.exists(os.path.join(run, "timings.tsv")):
+        with open(os.path.join(run, "timings.tsv")) as f:
+            timings = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+    lines = ["# Demo report", ""]
+    if timings:
+        total = sum(float(t[1]) for t in timings)
+        lines += ["## Stages (wall seconds on this machine)", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {name} | {float(sec):.0f} |" for name, sec in timings]
+        lines += [f"| **total** | **{total:.0f}** |", ""]
+    if stats:
+        lines += ["## Pretraining data", "",
+                  f"{stats.get('documents', 0):,} documents, {stats.get('sentences', 0):,} "
+                  f"sentences, {stats.get('tokens', 0):,} tokens -> "
+                  f"{stats.get('train_instances', 0):,} training and "
+                  f"{stats.get('eval_instances', 0):,} held-out instances of 128 tokens.", ""]
+    if log:
+        plot_pretraining(log, os.path.join(run, "pretrain_curves.png"))
+        first, last = log[0], log[-1]
+        lines += ["## Pretraining bert_tiny (MLM + NSP)", "",
+                  f"{last['step']} steps of 32: MLM loss {first['mlm_loss']:.2f} -> "
+                  f"{last['mlm_loss']:.2f}" + (f", NSP loss {first['nsp_loss']:.3f} -> "
+                                               f"{last['nsp_loss']:.3f}" if "nsp_loss" in last
+                                               else "") + ".", ""]
+        if evals:
+            lines += [f"Held-out split: MLM accuracy {evals.get('eval_mlm_accuracy', 0):.3f}, "
+                      f"perplexity {evals.get('eval_mlm_perplexity', 0):,.0f}, NSP accuracy "
+                      f"{evals.get('eval_nsp_accuracy', 0):.3f}.", ""]
+        lines += ["![pretraining](pretrain_curves.png)", ""]
+    if export:
+        v = export.get("verification", {})
+        lines += ["## Export", "",
+                  f"SavedModel `{export['saved_models']['serving']}`, reloaded in a fresh process: "
+                  f"max abs diff {v.get('max_abs_diff', float('nan')):.1e} vs Keras; tf-text ops "
+                  f"needed: {', '.join(v.get('tf_text_ops_needed', []))}.", ""]
+    if masked:
+        lines += ["Masked-token predictions of the exported model:", ""]
+        for r in masked:
+            preds = "; ".join(", ".join(f"{t} ({p:.2f})" for t, p in m["predictions"][:3])
+                              for m in r["masked"])
+            lines.append(f"- `{r['text']}` -> {preds}")
+        lines.append("")
+    if any(metrics.values()):
+        plot_finetuning(metrics, os.path.join(run, "finetune_curves.png"))
+        lines += ["## Fine-tuning on Rotten Tomatoes sentiment, same budget", "",
+                  "| start | dev accuracy | test accuracy | best epoch | train s |",
+                  "|---|---|---|---|---|"]
+        for key, label in RUNS:
+            m = metrics.get(key)
+            if m:
+                dev = next(iter(m["dev"].values()))
+                lines.append(f"| {label} | {dev['accuracy']:.4f} | "
+                             f"{m.get('test', {}).get('accuracy', float('nan')):.4f} | "
+                             f"{m['best_epoch']} | {m['train_seconds']:.0f} |")
+        lines += ["", "![fine-tuning](finetune_curves.png)", ""]
+    if response:
+        lines += ["## Serving", "", "Request (TF Serving REST body):", "", "```json",
+                  json.dumps(request, ensure_ascii=False), "```", "", "Response:", "", "```json",
+                  json.dumps({"predictions": [{k: v for k, v in p.items() if k != "input_ids"}
+                                              for p in response["predictions"]]},
+                             ensure_ascii=False), "```", ""]
+    path = os.path.join(run, "report.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    print(f"Report: {path}")
+    for png in ("pretrain_curves.png", "finetune_curves.png"):
+        if os.path.exists(os.path.join(run, png)):
+            print(f"Plot:   {os.path.join(run, png)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
