@@ -11,11 +11,11 @@ writes, for any model directory (pretrained, imported, fine-tuned):
                          [B, P] for a pretrainer) -> the same outputs, no tokenizer
     EXPORT_DIR/<name>_token_ids/<version>/  token_ids only: core TensorFlow ops, for servers
                                             without tensorflow-text
-    EXPORT_DIR/encoder/                     TF-Hub style: {input_word_ids, input_mask,
+    EXPORT_DIR/<name>_encoder/              TF-Hub style: {input_word_ids, input_mask,
                                             input_type_ids} -> {sequence_output, pooled_output}
-    EXPORT_DIR/preprocessor/                TF-Hub style: text -> those three inputs;
-                                            tokenize(text), bert_pack_inputs(a, b)
-    EXPORT_DIR/export.json                  what was written, the signatures, the tf-text ops
+    EXPORT_DIR/<name>_preprocessor/         TF-Hub style: text -> those three inputs;
+                                            tokenize(text), bert_pack_inputs(a, b), pair(a, b)
+    EXPORT_DIR/<name>/export.json           what was written, the signatures, the tf-text ops
                                             the raw-text model needs, the verification
 
 Then it checks its own output: a fresh process importing only tensorflow and
@@ -351,8 +351,8 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
     version = version or _next_version(os.path.join(export_dir, name))
     serving_path = os.path.join(export_dir, name, str(version))
     ids_path = os.path.join(export_dir, f"{name}_token_ids", str(version))
-    encoder_path = os.path.join(export_dir, "encoder")
-    pre_path = os.path.join(export_dir, "preprocessor")
+    encoder_path = os.path.join(export_dir, f"{name}_encoder")
+    pre_path = os.path.join(export_dir, f"{name}_preprocessor")
     if os.path.exists(serving_path):
         raise ExportError(f"{serving_path} exists; pass another --version")
 
@@ -379,7 +379,8 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
             "signatures": _describe(serving.signatures())}
     if verify:
         info["verification"] = verify_export(serving, encoder, info)
-    with open(os.path.join(export_dir, "export.json"), "w") as f:
+    # Beside the versions: TF Serving only looks at numeric subdirectories.
+    with open(os.path.join(export_dir, name, "export.json"), "w") as f:
         json.dump(info, f, indent=2, sort_keys=True)
     return info
 

@@ -171,6 +171,10 @@ class Finetuner:
         if not evals:
             raise FinetuneError("--eval_file is required (the best epoch is chosen on it)")
         self.evals = [self._load(p) for p in evals]
+        unlabelled = [d.path for d in self.evals if not d.labelled]
+        if unlabelled:
+            raise FinetuneError(f"--eval_file {unlabelled[0]} has no labels (the best epoch is "
+                                "chosen on it); pass unlabelled files as --test_file")
         self.test = self._load(c.test_file) if c.test_file else None
 
         self.model, self.encoder = build_task_model(model_config, self.kind,

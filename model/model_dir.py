@@ -120,16 +120,23 @@ def build_encoder(model_config: ModelConfig, name: str = "backbone") -> BertEnco
     return BertEncoder(**model_config.backbone_kwargs(), name=name)
 
 
-def restore_encoder(model_dir: ModelDir, encoder: BertEncoder) -> str:
-    """Loads the encoder weights of `model_dir`'s latest checkpoint into `encoder`."""
+def _restore(model_dir: ModelDir, what: str, **objects) -> str:
+    """Restores objects (by checkpoint name) from the latest checkpoint; every variable
+    they hold must be found there, else a one-line error naming the checkpoint."""
     latest = model_dir.latest_checkpoint()
-    status = tf.train.Checkpoint(encoder=encoder).restore(latest)
+    status = tf.train.Checkpoint(**objects).restore(latest)
     try:
         status.expect_partial().assert_existing_objects_matched()
     except AssertionError as e:
-        raise ModelDirError(f"{latest}: its encoder does not match {model_dir.path}/config.json "
-                            f"({str(e).splitlines()[0][:200]})") from None
+        raise ModelDirError(f"{latest}: does not hold the {what} described by "
+                            f"{model_dir.path}/config.json ({str(e).splitlines()[0][:200]})") \
+            from None
     return latest
+
+
+def restore_encoder(model_dir: ModelDir, encoder: BertEncoder) -> str:
+    """Loads the encoder weights of `model_dir`'s latest checkpoint into `encoder`."""
+    return _restore(model_dir, "encoder", encoder=encoder)
 
 
 def load_model(model_dir: ModelDir):
@@ -149,12 +156,5 @@ def load_model(model_dir: ModelDir):
     else:
         from model import tasks
         model, encoder = tasks.build_task_model(model_dir)
-    latest = model_dir.latest_checkpoint()
-    status = tf.train.Checkpoint(model=model).restore(latest)
-    try:
-        status.expect_partial().assert_existing_objects_matched()
-    except AssertionError as e:
-        raise ModelDirError(f"{latest} does not match the {model_dir.kind} described by "
-                            f"{model_dir.path}/config.json ({str(e).splitlines()[0][:200]})") \
-            from None
+    _restore(model_dir, model_dir.kind, model=model)
     return model, encoder

@@ -95,7 +95,7 @@ stage "9. Export the best classifier ($BEST) and answer a raw-text request as TF
 run "$PY" -m model.export --model_dir "$RUN/finetune/$BEST" --export_dir "$RUN/export" \
     --name sentiment --max_seq_length 64
 cat > "$RUN/serving_request.json" <<'JSON'
-{"signature_name": "serving_default", "instances": [{"text": "A gripping, funny and beautifully acted film."}, {"text": "Two hours of my life I will never get back."}]}
+{"signature_name": "serving_default", "instances": [{"text": "A gripping, funny and beautifully acted film."}, {"text": "A dull, lifeless mess that goes on far too long."}]}
 JSON
 printf '\n$ %s\n' "$PY scripts/serve_request.py $RUN/export/sentiment/1 $RUN/serving_request.json"
 "$PY" scripts/serve_request.py "$RUN/export/sentiment/1" "$RUN/serving_request.json" \

@@ -80,7 +80,7 @@ def main(run):
     stats = _json(os.path.join(run, "dataset", "stats.json"), {})
     log = _jsonl(os.path.join(run, "bert_tiny", "train_log.jsonl"))
     evals = _json(os.path.join(run, "bert_tiny", "eval_results.json"), {})
-    export = _json(os.path.join(run, "export", "export.json"), {})
+    export = _json(os.path.join(run, "export", "bert_tiny", "export.json"), {})
     masked = _jsonl(os.path.join(run, "mlm_predictions.jsonl"))
     metrics = {k: _json(os.path.join(run, "finetune", k, "metrics.json")) for k, _ in RUNS}
     response = _json(os.path.join(run, "serving_response.json"), {})

@@ -22,10 +22,10 @@ def exported(pretrained_tiny, tmp_path_factory):
 
 
 def test_export_writes_verified_saved_models(exported, pretrained_tiny):
-    info = json.loads((exported / "export.json").read_text())
     name = pretrained_tiny.name
+    info = json.loads((exported / name / "export.json").read_text())
     assert info["kind"] == "pretrainer" and info["version"] == 1
-    for sub in (f"{name}/1", f"{name}_token_ids/1", "encoder", "preprocessor"):
+    for sub in (f"{name}/1", f"{name}_token_ids/1", f"{name}_encoder", f"{name}_preprocessor"):
         assert (exported / sub / "saved_model.pb").exists(), sub
     check = info["verification"]
     assert check["max_abs_diff"] <= 1e-5 and check["ids_equal"]
@@ -107,11 +107,11 @@ def test_imported_minilm_exports_an_encoder(tmp_path):
     run_module("model.import_checkpoint", "--format", "hf", "--checkpoint_dir", DATA / "minilm",
                "--output_dir", tmp_path / "minilm")
     run_module("model.export", "--model_dir", tmp_path / "minilm", "--export_dir", tmp_path / "x")
-    info = json.loads((tmp_path / "x" / "export.json").read_text())
+    info = json.loads((tmp_path / "x" / "minilm" / "export.json").read_text())
     assert info["kind"] == "encoder" and info["verification"]["max_abs_diff"] <= 1e-5
     assert info["model"]["hidden_act"] == "gelu"
-    hub = tf.saved_model.load(str(tmp_path / "x" / "encoder"))
-    pre = tf.saved_model.load(str(tmp_path / "x" / "preprocessor"))
+    hub = tf.saved_model.load(str(tmp_path / "x" / "minilm_encoder"))
+    pre = tf.saved_model.load(str(tmp_path / "x" / "minilm_preprocessor"))
     emb = hub(pre(tf.constant(["a film", "a movie", "tax law"])))["pooled_output"].numpy()
     assert emb.shape == (3, 384) and np.isfinite(emb).all()
 
