@@ -12,7 +12,10 @@ Latency: one review per call (batch 1), p50 and p99 over --calls calls. Throughp
 batches of 32 reviews. Texts: the Rotten Tomatoes dev split. Ours runs in a
 process that imports only tensorflow and tensorflow_text; the peer in .venv-bench.
 Each side is its own process, ours and the peer's alternated --repeats times;
-medians over repeats. Writes benchmarks/results/serving.json.
+medians over repeats. Ours is measured twice: with TensorFlow's defaults, and
+with TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's plain Eigen kernels instead of
+oneDNN's, whose per-op set-up dominates a 2-layer model at batch 1).
+Writes benchmarks/results/serving.json.
 """
 
 import argparse
@@ -50,7 +53,10 @@ OURS = TIMING + r'''
 import tensorflow as tf, tensorflow_text  # noqa
 fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 texts = json.load(open(sys.argv[2]))
-print(json.dumps(measure(lambda b: fn(text=tf.constant(b)), texts, int(sys.argv[3]))))
+pair = "text_b" in fn.structured_input_signature[1]  # encoders take an optional second text
+call = (lambda b: fn(text=tf.constant(b), text_b=tf.constant([""] * len(b)))) if pair else \
+    (lambda b: fn(text=tf.constant(b)))
+print(json.dumps(measure(call, texts, int(sys.argv[3]))))
 '''
 
 PEER = TIMING + r'''
@@ -65,9 +71,9 @@ print(json.dumps(measure(lambda b: pipe(b, batch_size=len(b), **kw), texts, int(
 '''
 
 
-def sh(*args, **kw):
+def sh(*args, env=None, **kw):
     return subprocess.run(list(map(str, args)), check=True, cwd=ROOT, capture_output=True,
-                          text=True, **kw)
+                          text=True, env=dict(os.environ, **(env or {})), **kw)
 
 
 def hf_layout_from_ours(model_dir: str, out: str):
@@ -160,24 +166,31 @@ def main():
             "all-MiniLM-L6-v2 encoder": (f"{work}/export_minilm/minilm/1",
                                          os.path.join(DATA, "minilm"), "feature-extraction")}
         for name, (saved, hf_dir, task) in setups.items():
-            runs = {"ours": [], "peer": []}
+            runs = {"ours": [], "ours_onednn_off": [], "peer": []}
             for _ in range(args.repeats):
                 out = sh(sys.executable, "-c", OURS, saved, f"{work}/texts.json", args.calls)
                 runs["ours"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                out = sh(sys.executable, "-c", OURS, saved, f"{work}/texts.json", args.calls,
+                         env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+                runs["ours_onednn_off"].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 out = sh(bench_python, "-c", PEER, hf_dir, f"{work}/texts.json", args.calls, task)
                 runs["peer"].append(json.loads(out.stdout.strip().splitlines()[-1]))
             med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                    for side, rs in runs.items()}
-            med["throughput_ratio"] = med["ours"]["batch32_per_s"] / med["peer"]["batch32_per_s"]
-            med["p50_ratio_ours_over_peer"] = med["ours"]["p50_ms"] / med["peer"]["p50_ms"]
+            for side in ("ours", "ours_onednn_off"):
+                med[side]["throughput_ratio"] = (med[side]["batch32_per_s"]
+                                                 / med["peer"]["batch32_per_s"])
+                med[side]["p50_ratio_over_peer"] = med[side]["p50_ms"] / med["peer"]["p50_ms"]
             med["runs"] = runs
             results["models"][name] = med
-            print(f"{name}: ours p50 {med['ours']['p50_ms']:.2f} ms p99 "
-                  f"{med['ours']['p99_ms']:.2f} ms, {med['ours']['batch32_per_s']:.0f}/s; peer "
-                  f"p50 {med['peer']['p50_ms']:.2f} ms p99 {med['peer']['p99_ms']:.2f} ms, "
-                  f"{med['peer']['batch32_per_s']:.0f}/s; throughput x"
-                  f"{med['throughput_ratio']:.2f}, p50 x{med['p50_ratio_ours_over_peer']:.2f}",
-                  flush=True)
+            p = med["peer"]
+            print(f"{name}: peer p50 {p['p50_ms']:.2f} ms p99 {p['p99_ms']:.2f} ms, "
+                  f"{p['batch32_per_s']:.0f}/s", flush=True)
+            for side in ("ours", "ours_onednn_off"):
+                o = med[side]
+                print(f"  {side}: p50 {o['p50_ms']:.2f} ms p99 {o['p99_ms']:.2f} ms, "
+                      f"{o['batch32_per_s']:.0f}/s; throughput x{o['throughput_ratio']:.2f}, "
+                      f"p50 x{o['p50_ratio_over_peer']:.2f}", flush=True)
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
     with open(os.path.join(ROOT, "benchmarks", "results", "serving.json"), "w") as f:
         json.dump(results, f, indent=2)

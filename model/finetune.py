@@ -141,8 +141,7 @@ class Finetuner:
             if not c.vocab_file:
                 raise FinetuneError("--init_checkpoint none needs --vocab_file")
             self.init_dir = None
-            with open(c.vocab_file, encoding="utf-8") as f:
-                self.vocab = [line.rstrip("\n") for line in f if line.rstrip("\n")]
+            self.vocab = self._read_vocab(c.vocab_file)
             try:
                 model_config = resolve(c.preset, vocabulary_size=len(self.vocab))
             except ConfigError as e:
@@ -156,13 +155,15 @@ class Finetuner:
             model_config = self.init_dir.model_config
             self.vocab_file, self.do_lower_case = (self.init_dir.vocab_file,
                                                    self.init_dir.do_lower_case)
-            with open(self.vocab_file, encoding="utf-8") as f:
-                self.vocab = [line.rstrip("\n") for line in f]
+            self.vocab = self._read_vocab(self.vocab_file)
         if c.dropout >= 0:
             model_config = dataclasses.replace(model_config, dropout=c.dropout)
         if c.max_seq_length > model_config.max_sequence_length:
             raise FinetuneError(f"--max_seq_length {c.max_seq_length} exceeds the encoder's "
                                 f"max_sequence_length {model_config.max_sequence_length}")
+        if self.kind == "squad" and c.max_seq_length < c.max_query_length + 4:
+            raise FinetuneError(f"--max_seq_length {c.max_seq_length} leaves no room for the "
+                                f"context after --max_query_length {c.max_query_length} + 3")
         self.model_config = model_config
         self.pre = BertTextPreprocessor(self.vocab_file, self.do_lower_case, c.max_seq_length)
 
@@ -185,6 +186,16 @@ class Finetuner:
             except ModelDirError as e:
                 raise FinetuneError(f"--init_checkpoint: {e}") from None
         self.tf = tf
+
+    @staticmethod
+    def _read_vocab(path: str):
+        from tfrecords.shards import DatasetError
+        from tfrecords.vocab import read_vocab
+
+        try:
+            return read_vocab(path)
+        except (DatasetError, OSError) as e:
+            raise FinetuneError(f"--vocab_file: {e}") from None
 
     # -- data ----------------------------------------------------------------
 

@@ -183,6 +183,9 @@ def squad_features(pre: BertTextPreprocessor, examples: Sequence[SquadExample],
             word_end[w] = t
         q = questions[ex_i][:max_query_length]
         max_doc = seq_length - len(q) - 3
+        if max_doc < 1:
+            raise ValueError(f"seq_length {seq_length} leaves no room for context after a "
+                             f"{len(q)}-token question")
         tok_start = tok_end = None
         if training and e.answers and not e.is_impossible:
             text, start = e.answers[0]
