@@ -503,17 +503,22 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "A model directory (pretrained, imported, fine-tuned).")
-flags.DEFINE_string("export_dir", None, "Where to write the SavedModels.")
-flags.DEFINE_integer("version", 0, "Serving version (default: one more than the newest).",
-                     lower_bound=0)
-flags.DEFINE_string("name", "", "Serving model name (default: the model dir's basename).")
-flags.DEFINE_integer("max_seq_length", 128, "Packed length of the raw-text signature.",
-                     lower_bound=8)
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions predicted (pretrainer).",
-                     lower_bound=1)
-flags.DEFINE_integer("top_k", 5, "Predictions per masked position (pretrainer).", lower_bound=1)
-flags.DEFINE_bool("verify", True, "Reload in a fresh process and compare with Keras.")
+
+
+def define_flags():
+    """The command's flags (defined only when it runs as a command, so that tests and
+    other modules can import this one beside other commands)."""
+    flags.DEFINE_string("model_dir", None, "A model directory (pretrained, imported, fine-tuned).")
+    flags.DEFINE_string("export_dir", None, "Where to write the SavedModels.")
+    flags.DEFINE_integer("version", 0, "Serving version (default: one more than the newest).",
+                         lower_bound=0)
+    flags.DEFINE_string("name", "", "Serving model name (default: the model dir's basename).")
+    flags.DEFINE_integer("max_seq_length", 128, "Packed length of the raw-text signature.",
+                         lower_bound=8)
+    flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions predicted (pretrainer).",
+                         lower_bound=1)
+    flags.DEFINE_integer("top_k", 5, "Predictions per masked position (pretrainer).", lower_bound=1)
+    flags.DEFINE_bool("verify", True, "Reload in a fresh process and compare with Keras.")
 
 
 def main(argv):
@@ -531,6 +536,7 @@ def main(argv):
 
 
 def entry_point():
+    define_flags()
     flags.mark_flags_as_required(["model_dir", "export_dir"])
     app.run(main)
 

@@ -507,38 +507,43 @@ def finetune(config: FinetuneConfig) -> dict:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", None, list(TASKS), "The task and its file format.")
-flags.DEFINE_string("init_checkpoint", None, "A model directory, or `none` (random init).")
-flags.DEFINE_string("train_file", None, "Training data.")
-flags.DEFINE_string("eval_file", None, "Dev data (comma-separated for several; the first picks "
-                    "the best epoch).")
-flags.DEFINE_string("test_file", "", "Test data: scored if labelled, else predictions only.")
-flags.DEFINE_string("output_dir", None, "The fine-tuned model directory.")
-flags.DEFINE_string("preset", "bert_tiny", "Model size with --init_checkpoint none.")
-flags.DEFINE_string("vocab_file", "", "Vocabulary with --init_checkpoint none.")
-flags.DEFINE_bool("do_lower_case", True, "Casing with --init_checkpoint none.")
-flags.DEFINE_string("text_column", "text", "classification: the text column.")
-flags.DEFINE_string("text_b_column", "", "classification: the second text column, if any.")
-flags.DEFINE_string("label_column", "label", "classification: the label column.")
-flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.", lower_bound=8)
-flags.DEFINE_integer("train_batch_size", 32, "Training batch.", lower_bound=1)
-flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch.", lower_bound=1)
-flags.DEFINE_float("num_train_epochs", 3.0, "Epochs (may be fractional).", lower_bound=0.01)
-flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.", lower_bound=0.0)
-flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps warming up.", lower_bound=0.0,
-                   upper_bound=1.0)
-flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.", lower_bound=0.0)
-flags.DEFINE_integer("early_stopping_patience", 2, "Epochs without improvement before stopping "
-                     "(0: never).", lower_bound=0)
-flags.DEFINE_float("dropout", -1.0, "Override the encoder's dropout (<0: keep).")
-flags.DEFINE_integer("doc_stride", 128, "squad: stride between context windows.", lower_bound=1)
-flags.DEFINE_integer("max_query_length", 64, "squad: question tokens kept.", lower_bound=1)
-flags.DEFINE_integer("max_answer_length", 30, "squad: longest answer in tokens.", lower_bound=1)
-flags.DEFINE_integer("n_best_size", 20, "squad: start/end candidates.", lower_bound=1)
-flags.DEFINE_float("null_score_diff_threshold", 0.0, "squad v2: answer nothing when the null "
-                   "score beats the best span by more than this.")
-flags.DEFINE_integer("log_steps", 50, "Progress line every N steps.", lower_bound=1)
-flags.DEFINE_integer("seed", 42, "Initial head weights, dropout, shuffling.")
+
+
+def define_flags():
+    """The command's flags (defined only when it runs as a command, so that tests and
+    other modules can import this one beside other commands)."""
+    flags.DEFINE_enum("task", None, list(TASKS), "The task and its file format.")
+    flags.DEFINE_string("init_checkpoint", None, "A model directory, or `none` (random init).")
+    flags.DEFINE_string("train_file", None, "Training data.")
+    flags.DEFINE_string("eval_file", None, "Dev data (comma-separated for several; the first picks "
+                        "the best epoch).")
+    flags.DEFINE_string("test_file", "", "Test data: scored if labelled, else predictions only.")
+    flags.DEFINE_string("output_dir", None, "The fine-tuned model directory.")
+    flags.DEFINE_string("preset", "bert_tiny", "Model size with --init_checkpoint none.")
+    flags.DEFINE_string("vocab_file", "", "Vocabulary with --init_checkpoint none.")
+    flags.DEFINE_bool("do_lower_case", True, "Casing with --init_checkpoint none.")
+    flags.DEFINE_string("text_column", "text", "classification: the text column.")
+    flags.DEFINE_string("text_b_column", "", "classification: the second text column, if any.")
+    flags.DEFINE_string("label_column", "label", "classification: the label column.")
+    flags.DEFINE_integer("max_seq_length", 128, "Tokens per example.", lower_bound=8)
+    flags.DEFINE_integer("train_batch_size", 32, "Training batch.", lower_bound=1)
+    flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch.", lower_bound=1)
+    flags.DEFINE_float("num_train_epochs", 3.0, "Epochs (may be fractional).", lower_bound=0.01)
+    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.", lower_bound=0.0)
+    flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps warming up.", lower_bound=0.0,
+                       upper_bound=1.0)
+    flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.", lower_bound=0.0)
+    flags.DEFINE_integer("early_stopping_patience", 2, "Epochs without improvement before stopping "
+                         "(0: never).", lower_bound=0)
+    flags.DEFINE_float("dropout", -1.0, "Override the encoder's dropout (<0: keep).")
+    flags.DEFINE_integer("doc_stride", 128, "squad: stride between context windows.", lower_bound=1)
+    flags.DEFINE_integer("max_query_length", 64, "squad: question tokens kept.", lower_bound=1)
+    flags.DEFINE_integer("max_answer_length", 30, "squad: longest answer in tokens.", lower_bound=1)
+    flags.DEFINE_integer("n_best_size", 20, "squad: start/end candidates.", lower_bound=1)
+    flags.DEFINE_float("null_score_diff_threshold", 0.0, "squad v2: answer nothing when the null "
+                       "score beats the best span by more than this.")
+    flags.DEFINE_integer("log_steps", 50, "Progress line every N steps.", lower_bound=1)
+    flags.DEFINE_integer("seed", 42, "Initial head weights, dropout, shuffling.")
 
 
 def main(argv):
@@ -554,6 +559,7 @@ def main(argv):
 
 
 def entry_point():
+    define_flags()
     flags.mark_flags_as_required(["task", "init_checkpoint", "train_file", "eval_file",
                                   "output_dir"])
     app.run(main)

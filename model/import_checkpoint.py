@@ -285,14 +285,19 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("format", None, ["hf", "tf1"], "Checkpoint layout: Hugging Face or "
-                  "google-research/bert TF1.")
-flags.DEFINE_string("checkpoint_dir", None, "Directory of the published checkpoint.")
-flags.DEFINE_string("output_dir", None, "Model directory to write.")
-flags.DEFINE_enum("do_lower_case", "auto", ["auto", "true", "false"],
-                  "Tokenizer casing; auto: from tokenizer_config.json/tokenizer.json (hf), "
-                  "else true.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing model in --output_dir.")
+
+
+def define_flags():
+    """The command's flags (defined only when it runs as a command, so that tests and
+    other modules can import this one beside other commands)."""
+    flags.DEFINE_enum("format", None, ["hf", "tf1"], "Checkpoint layout: Hugging Face or "
+                      "google-research/bert TF1.")
+    flags.DEFINE_string("checkpoint_dir", None, "Directory of the published checkpoint.")
+    flags.DEFINE_string("output_dir", None, "Model directory to write.")
+    flags.DEFINE_enum("do_lower_case", "auto", ["auto", "true", "false"],
+                      "Tokenizer casing; auto: from tokenizer_config.json/tokenizer.json (hf), "
+                      "else true.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing model in --output_dir.")
 
 
 def main(argv):
@@ -308,6 +313,7 @@ def main(argv):
 
 
 def entry_point():
+    define_flags()
     flags.mark_flags_as_required(["format", "checkpoint_dir", "output_dir"])
     app.run(main)
 

@@ -94,10 +94,15 @@ def _read_examples(path: str) -> List[Tuple[str, str]]:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "An exported serving model: EXPORT_DIR/<name>/<version>.")
-flags.DEFINE_string("input_file", "", "One example per line (text<TAB>text_b for pairs).")
-flags.DEFINE_integer("batch_size", 32, "Examples per call.", lower_bound=1)
-flags.DEFINE_enum("format", "text", ["text", "json"], "text: readable lines; json: JSON lines.")
+
+
+def define_flags():
+    """The command's flags (defined only when it runs as a command, so that tests and
+    other modules can import this one beside other commands)."""
+    flags.DEFINE_string("saved_model", None, "An exported serving model: EXPORT_DIR/<name>/<version>.")
+    flags.DEFINE_string("input_file", "", "One example per line (text<TAB>text_b for pairs).")
+    flags.DEFINE_integer("batch_size", 32, "Examples per call.", lower_bound=1)
+    flags.DEFINE_enum("format", "text", ["text", "json"], "text: readable lines; json: JSON lines.")
 
 
 def main(argv):
@@ -129,6 +134,7 @@ def main(argv):
 
 
 def entry_point():
+    define_flags()
     flags.mark_flags_as_required(["saved_model"])
     app.run(main)
 
