@@ -450,6 +450,10 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
                 expected["text/" + k[4:]] = v
     if "ids/nsp_probabilities" in expected:
         expected["text/nsp_probabilities"] = expected["ids/nsp_probabilities"]
+    if serving.kind == "pretrainer":  # the raw-text top-k comes from the same logits
+        probs = tf.nn.softmax(expected["ids/mlm_logits"])
+        expected["text/top_k_probabilities"] = tf.math.top_k(probs, k=serving.top_k)[0].numpy()
+        expected["text/masked_lm_positions"] = positions
     diffs = {}
     # Per-token outputs are compared at real tokens only: at [PAD] positions they
     # mean nothing, and eager vs graph execution alone moves them by ~5e-5 (MiniLM).

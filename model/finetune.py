@@ -278,7 +278,11 @@ class Finetuner:
         optimizer = build_optimizer(OptimizerConfig(
             learning_rate=c.learning_rate, num_train_steps=total,
             num_warmup_steps=int(total * c.warmup_proportion), weight_decay=c.weight_decay))
-        optimizer.build(self.model.trainable_variables)
+        # Token tasks never use the pooler: leave it out of the update (and out
+        # of Keras' "Gradients do not exist" warning).
+        train_vars = [v for v in self.model.trainable_variables
+                      if self.kind not in ("ner", "squad") or "pooled_dense" not in v.path]
+        optimizer.build(train_vars)
         inputs = ("input_ids", "input_mask", "segment_ids")
         if self.kind == "squad":
             targets = ("start_positions", "end_positions")
@@ -298,9 +302,9 @@ class Finetuner:
             with tf.GradientTape() as tape:
                 outputs = model({k: batch[k] for k in inputs}, training=True)
                 loss = self._loss(outputs, batch)
-            grads = tape.gradient(loss, model.trainable_variables)
+            grads = tape.gradient(loss, train_vars)
             grads, _ = tf.clip_by_global_norm(grads, 1.0)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            optimizer.apply_gradients(zip(grads, train_vars))
             return loss
 
         arrays = {k: self.train.arrays[k] for k in inputs + targets}

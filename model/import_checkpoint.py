@@ -49,12 +49,13 @@ def _model_config(cfg: dict, activations: dict, source: str):
     if cfg.get("model_type", "bert") != "bert":
         raise CheckpointImportError(f"{source}: model_type {cfg['model_type']!r} is not BERT")
     if cfg.get("position_embedding_type", "absolute") != "absolute":
-        raise CheckpointImportError(f"{source}: position_embedding_type "
-                           f"{cfg['position_embedding_type']!r} is not supported (absolute only)")
+        raise CheckpointImportError(
+            f"{source}: position_embedding_type {cfg['position_embedding_type']!r} is not "
+            "supported (absolute only)")
     act = cfg.get("hidden_act", "gelu")
     if act not in activations:
         raise CheckpointImportError(f"{source}: hidden_act {act!r} is not supported "
-                           f"({', '.join(activations)})")
+                                    f"({', '.join(activations)})")
     try:
         return ModelConfig(
             vocabulary_size=int(cfg["vocab_size"]), num_layers=int(cfg["num_hidden_layers"]),
@@ -87,13 +88,14 @@ def _read_hf(checkpoint_dir: str):
         try:
             import torch
         except ImportError:
-            raise CheckpointImportError(f"{bin_} is a PyTorch pickle, which needs torch installed; "
-                               "or convert it to model.safetensors") from None
+            raise CheckpointImportError(f"{bin_} is a PyTorch pickle, which needs torch "
+                                        "installed; or convert it to model.safetensors") from None
         raw = {k: v.float().numpy() for k, v in
                torch.load(bin_, map_location="cpu", weights_only=True).items()}
         weights_file = bin_
     else:
-        raise CheckpointImportError(f"{checkpoint_dir} has neither model.safetensors nor pytorch_model.bin")
+        raise CheckpointImportError(
+            f"{checkpoint_dir} has neither model.safetensors nor pytorch_model.bin")
     weights = {}
     for name, value in raw.items():
         name = name[len("bert."):] if name.startswith("bert.") else name
@@ -185,7 +187,8 @@ def keras_weights(weights: Dict[str, np.ndarray], cfg) -> Dict[str, np.ndarray]:
         hf, k = f"encoder.layer.{i}.", f"transformer_layer_{i}/"
         att = k + "self_attention_layer/"
         for part in ("query", "key", "value"):
-            out[att + f"{part}/kernel"] = take(hf + f"attention.self.{part}.weight").T.reshape(H, n, d)
+            kernel = take(hf + f"attention.self.{part}.weight").T
+            out[att + f"{part}/kernel"] = kernel.reshape(H, n, d)
             out[att + f"{part}/bias"] = take(hf + f"attention.self.{part}.bias").reshape(n, d)
         out[att + "attention_output/kernel"] = \
             take(hf + "attention.output.dense.weight").T.reshape(n, d, H)
@@ -204,7 +207,8 @@ def keras_weights(weights: Dict[str, np.ndarray], cfg) -> Dict[str, np.ndarray]:
             "mlm_head/intermediate_dense/bias": take("cls.predictions.transform.dense.bias"),
             "mlm_head/intermediate_layer_norm/gamma":
                 take("cls.predictions.transform.LayerNorm.weight"),
-            "mlm_head/intermediate_layer_norm/beta": take("cls.predictions.transform.LayerNorm.bias"),
+            "mlm_head/intermediate_layer_norm/beta":
+                take("cls.predictions.transform.LayerNorm.bias"),
             "mlm_head/output_bias": take("cls.predictions.bias"),
         })
         if "cls.seq_relationship.weight" in weights:
@@ -232,8 +236,8 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
     if not os.path.isdir(checkpoint_dir):
         raise CheckpointImportError(f"--checkpoint_dir {checkpoint_dir} is not a directory")
     if os.path.exists(os.path.join(output_dir, "config.json")) and not overwrite:
-        raise CheckpointImportError(f"{output_dir} already holds a model; pass --overwrite or another "
-                           "--output_dir")
+        raise CheckpointImportError(
+            f"{output_dir} already holds a model; pass --overwrite or another --output_dir")
     cfg, weights, weights_file, lower = (_read_hf if fmt == "hf" else _read_tf1)(checkpoint_dir)
     vocab_path = os.path.join(checkpoint_dir, "vocab.txt")
     if not os.path.isfile(vocab_path):
@@ -243,8 +247,8 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
     if vocab and vocab[-1] == "":
         vocab.pop()
     if len(vocab) != cfg.vocabulary_size:
-        raise CheckpointImportError(f"{vocab_path} has {len(vocab)} tokens, the config says vocab_size "
-                           f"{cfg.vocabulary_size}")
+        raise CheckpointImportError(f"{vocab_path} has {len(vocab)} tokens, the config says "
+                                    f"vocab_size {cfg.vocabulary_size}")
     if do_lower_case is None:
         do_lower_case = True if lower is None else lower
     values, ignored = keras_weights(weights, cfg)
@@ -264,8 +268,9 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
     for path, value in values.items():
         var = targets[path]
         if tuple(var.shape) != value.shape:
-            raise CheckpointImportError(f"{weights_file}: {path} has shape {value.shape}, the config "
-                               f"({os.path.basename(checkpoint_dir)}) gives {tuple(var.shape)}")
+            raise CheckpointImportError(
+                f"{weights_file}: {path} has shape {value.shape}, the config "
+                f"({os.path.basename(checkpoint_dir)}) gives {tuple(var.shape)}")
         var.assign(value)
     kind = "pretrainer" if has_mlm else "encoder"
     extra = {"source": {"format": fmt, "checkpoint_dir": os.path.abspath(checkpoint_dir),
