@@ -38,7 +38,7 @@ from absl import app, flags
 
 from model.model_dir import (ModelDir, ModelDirError, load_model, open_model_dir,
                              quiet_tensorflow)
-from model.preprocessing import BertTextPreprocessor
+from model.preprocessing import BertTextPreprocessor, trim_to_longest
 
 TOLERANCE = 1e-5
 CHECK_TEXTS = [("The capital of France is [MASK].", ""),
@@ -70,16 +70,6 @@ def _heads(md: ModelDir):
         return True, run
     from model import tasks
     return tasks.serving_heads(md)
-
-
-def trim_to_longest(x: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Cuts packed [B, L] inputs to the batch's longest sequence (dynamic padding).
-
-    A review of 30 tokens then costs 30 positions, not --max_seq_length; per-token
-    outputs of the raw-text signature are [B, longest] (L at most).
-    """
-    longest = tf.reduce_max(tf.reduce_sum(x["input_mask"], axis=1))
-    return {k: v[:, :longest] for k, v in x.items()}
 
 
 class ServingModule(tf.Module):

@@ -74,22 +74,6 @@ class FinetuneConfig:
     seed: int = 42
 
 
-def trim_padding(batch: dict) -> dict:
-    """Dynamic padding: cut a batch's per-token arrays to its longest sequence.
-
-    Short-text tasks pay for their real lengths, not max_seq_length (Rotten
-    Tomatoes: ~30 of 64 tokens). Per-example values (class labels, SQuAD
-    positions, which lie inside the sequence) pass through.
-    """
-    import tensorflow as tf
-
-    batch = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), 1))
-    per_token = ("input_ids", "input_mask", "segment_ids")
-    return {k: v[:, :longest] if k in per_token or (k == "labels" and len(v.shape) == 2) else v
-            for k, v in batch.items()}
-
-
 def kind_of(task: str) -> str:
     if task == "stsb":
         return "regression"
@@ -269,6 +253,7 @@ class Finetuner:
 
         from model.model_dir import write_model_dir
         from model.optimization import OptimizerConfig, build_optimizer
+        from model.preprocessing import PACKED, trim_to_longest
 
         tf, c = self.tf, self.c
         n = len(self.train)
@@ -283,11 +268,12 @@ class Finetuner:
         train_vars = [v for v in self.model.trainable_variables
                       if self.kind not in ("ner", "squad") or "pooled_dense" not in v.path]
         optimizer.build(train_vars)
-        inputs = ("input_ids", "input_mask", "segment_ids")
+        inputs = PACKED
         if self.kind == "squad":
             targets = ("start_positions", "end_positions")
         else:
             targets = ("labels",)
+        per_token = PACKED + (("labels",) if self.kind == "ner" else ())
         if self.kind == "classification":
             bad = int((self.train.arrays["labels"] < 0).sum())
             if bad:
@@ -323,7 +309,8 @@ class Finetuner:
         stopped_early = False
         for epoch in range(1, epochs + 1):
             ds = dataset.shuffle(n, seed=c.seed + epoch, reshuffle_each_iteration=False) \
-                .batch(c.train_batch_size).map(trim_padding).prefetch(2)
+                .batch(c.train_batch_size).map(
+                    lambda b: trim_to_longest(b, per_token)).prefetch(2)
             window, t0 = [], time.time()
             for batch in ds:
                 if step >= total:
@@ -399,9 +386,11 @@ class Finetuner:
 
     def predict(self, data: TaskData) -> Dict[str, "np.ndarray"]:
         import numpy as np
+
+        from model.preprocessing import PACKED, trim_to_longest
         tf = self.tf
         model = self.model
-        inputs = ("input_ids", "input_mask", "segment_ids")
+        inputs = PACKED
 
         spec = {k: tf.TensorSpec([None, None], tf.int32) for k in inputs}
 
@@ -412,7 +401,7 @@ class Finetuner:
         outs = {}
         L = data.arrays["input_ids"].shape[1]
         for i in range(0, len(data), self.c.eval_batch_size):
-            batch = trim_padding({k: data.arrays[k][i:i + self.c.eval_batch_size]
+            batch = trim_to_longest({k: data.arrays[k][i:i + self.c.eval_batch_size]
                                   for k in inputs})
             for k, v in step(batch).items():
                 v = v.numpy()

@@ -184,3 +184,18 @@ class BertTextPreprocessor(tf.Module):
         return {"input_ids": input_ids,
                 "input_mask": tf.ones_like(ids).to_tensor(shape=[None, L]),
                 "segment_ids": segments.to_tensor(shape=[None, L])}
+
+
+PACKED = ("input_ids", "input_mask", "segment_ids")
+
+
+def trim_to_longest(batch: dict, per_token: tuple = PACKED) -> dict:
+    """Cuts a batch's per-token [B, L] entries to its longest sequence (dynamic padding).
+
+    A review of 30 tokens then costs 30 positions, not max_seq_length. Used by
+    the serving signatures and by fine-tuning (which adds 2-D labels to
+    per_token); other entries (class labels, span positions) pass through.
+    """
+    batch = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
+    return {k: v[:, :longest] if k in per_token else v for k, v in batch.items()}
