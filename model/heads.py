@@ -12,7 +12,7 @@ class NextSentenceHead(keras.layers.Layer):
     """Logits of "segment B is random" from BERT's pooled [CLS] output.
 
     BERT puts a 2-way classifier on the pooled output (itself a tanh dense
-    layer over the [CLS] token, which keras-hub's BertBackbone computes).
+    layer over the [CLS] token, which the encoder computes).
 
     Args:
         kernel_initializer: initializer of the classifier kernel.

@@ -1,4 +1,4 @@
-"""The BERT pretrainer: the encoder (keras-hub's BertBackbone blocks) with a masked-LM head and an NSP head.
+"""The BERT pretrainer: the encoder (model/encoder.py) with a masked-LM head and an NSP head.
 
     inputs  {input_ids, input_mask, segment_ids, masked_lm_positions}   (the dataset's names)
     outputs {mlm_logits [B, P, V], nsp_logits [B, 2]}
