@@ -39,6 +39,7 @@ from absl import app, flags
 from model.model_dir import (ModelDir, ModelDirError, load_model, open_model_dir,
                              quiet_tensorflow)
 from model.preprocessing import BertTextPreprocessor, trim_to_longest
+from tfrecords.vocab import read_vocab
 
 TOLERANCE = 1e-5
 CHECK_TEXTS = [("The capital of France is [MASK].", ""),
@@ -82,12 +83,13 @@ class ServingModule(tf.Module):
         self.kind = md.kind
         self.pairs, self._run = _heads(md)
         self.seq_length, self.max_predictions, self.top_k = seq_length, max_predictions, top_k
-        with open(md.vocab_file, encoding="utf-8") as f:
-            self.vocab = tf.constant([line.rstrip("\n") for line in f])
+        # One read of the vocabulary: its tokens (for top-k and answer text) and the
+        # special ids the token_ids-only model needs without a preprocessor.
+        vocab = read_vocab(md.vocab_file)
+        self.vocab = tf.constant(vocab)
+        self.mask_id, self.sep_id = vocab.index("[MASK]"), vocab.index("[SEP]")
         self.preprocessor = BertTextPreprocessor(md.vocab_file, md.do_lower_case, seq_length) \
             if with_text else None
-        special = BertTextPreprocessor.special_ids(md.vocab_file)
-        self.mask_id, self.sep_id = special["[MASK]"], special["[SEP]"]
         task = md.config.get("task", {})
         self.labels = tf.constant(task.get("labels") or [""])
         self.version_2 = bool(task.get("version_2"))

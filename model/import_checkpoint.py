@@ -242,10 +242,13 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
     vocab_path = os.path.join(checkpoint_dir, "vocab.txt")
     if not os.path.isfile(vocab_path):
         raise CheckpointImportError(f"{checkpoint_dir} has no vocab.txt")
-    with open(vocab_path, encoding="utf-8") as f:
-        vocab = [line.rstrip("\n") for line in f]
-    if vocab and vocab[-1] == "":
-        vocab.pop()
+    from tfrecords.shards import DatasetError
+    from tfrecords.vocab import read_vocab
+
+    try:  # the project's reader: UTF-8, no duplicate tokens, trailing blank lines dropped
+        vocab = read_vocab(vocab_path)
+    except DatasetError as e:
+        raise CheckpointImportError(str(e)) from None
     if len(vocab) != cfg.vocabulary_size:
         raise CheckpointImportError(f"{vocab_path} has {len(vocab)} tokens, the config says "
                                     f"vocab_size {cfg.vocabulary_size}")

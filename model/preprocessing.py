@@ -77,13 +77,6 @@ class BertTextPreprocessor(tf.Module):
             self.table, suffix_indicator="##", max_bytes_per_word=100,
             token_out_type=tf.int64, unknown_token="[UNK]")
 
-    @staticmethod
-    def special_ids(vocab_file: str) -> dict:
-        """Ids of [PAD], [UNK], [CLS], [SEP], [MASK] in a vocab file."""
-        with open(vocab_file, encoding="utf-8") as f:
-            ids = {line.rstrip("\n"): i for i, line in enumerate(f)}
-        return {t: ids[t] for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]") if t in ids}
-
     def normalize(self, text: tf.Tensor) -> tf.Tensor:
         """BERT's text cleaning (and, uncased, lower-casing and accent stripping)."""
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
