@@ -1,47 +1,56 @@
-r"""Model directory -> SavedModels for TF Serving and for other TensorFlow code.
+r"""Model directory -> SavedModels for TF Serving and for TF Hub users.
 
     python -m model.export --model_dir runs/demo/bert_tiny --export_dir runs/demo/export
 
-writes, for any model directory (pretrained, imported, fine-tuned):
+writes, for any model directory (pretrained, imported, fine-tuned), version N
+(one more than the newest already there, or --version):
 
-    EXPORT_DIR/<name>/<version>/            TF Serving model; signatures:
+    EXPORT_DIR/<name>/N/                    TF Serving model; signatures:
         serving_default  text [B] string (+ text_b [B] string for pair models;
                          "" = no second segment) -> the kind's outputs, tokenized in-graph
         token_ids        input_ids, input_mask, segment_ids [B, L] int32 (+ masked_lm_positions
                          [B, P] for a pretrainer) -> the same outputs, no tokenizer
-    EXPORT_DIR/<name>_token_ids/<version>/  token_ids only: core TensorFlow ops, for servers
-                                            without tensorflow-text
-    EXPORT_DIR/<name>_encoder/              TF-Hub style: {input_word_ids, input_mask,
-                                            input_type_ids} -> {sequence_output, pooled_output}
-    EXPORT_DIR/<name>_preprocessor/         TF-Hub style: text -> those three inputs;
-                                            tokenize(text), bert_pack_inputs(a, b), pair(a, b)
-    EXPORT_DIR/<name>/export.json           what was written, the signatures, the tf-text ops
+    EXPORT_DIR/<name>/N/assets.extra/export.json
+                                            what was written, the signatures, the tf-text ops
                                             the raw-text model needs, the verification
+    EXPORT_DIR/<name>_token_ids/N/          token_ids only: core TensorFlow ops, for servers
+                                            without tensorflow-text
+    EXPORT_DIR/<name>_encoder/N/            TF Hub reusable BERT encoder (model/hub_export.py)
+    EXPORT_DIR/<name>_preprocessor/N/       TF Hub BERT preprocessor: __call__(text),
+                                            tokenize(text), bert_pack_inputs(segments,
+                                            seq_length=), pair(text, text_b)
 
-Then it checks its own output: a fresh process importing only tensorflow and
-tensorflow_text loads every SavedModel and compares it with the Keras model
-on the same inputs (max abs diff <= 1e-5), and `saved_model_cli show --all`
-must list the signatures.
+The raw-text signatures pack to the length the model was trained or
+fine-tuned at (config.json), unless --max_seq_length says otherwise.
+
+Then it checks its own output as the clients run it (model/export_check.py):
+in a fresh process importing only tensorflow and tensorflow_text, TF
+Serving's graph-mode session loader runs every signature of every
+SavedModel, tf.saved_model.load runs the raw-text signature and the TF Hub
+encoder, and `saved_model_cli run` runs the token_ids model from an input
+file; every output must match the Keras model (max abs diff <= 1e-5).
 """
 
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from model.export_check import ClientError, run_clients, saved_model_cli, saved_model_cli_run
+from model.hub_export import ENCODER_INPUTS, HubEncoder, HubPreprocessor
 from model.model_dir import (ModelDir, ModelDirError, load_model, open_model_dir,
                              quiet_tensorflow)
 from model.preprocessing import BertTextPreprocessor, trim_to_longest
+from model.savedmodel import ExportRoot, keras_free, save
 from tfrecords.vocab import read_vocab
 
 TOLERANCE = 1e-5
+DEFAULT_SEQ_LENGTH = 128  # for a model directory that records no length (an imported encoder)
 CHECK_TEXTS = [("The capital of France is [MASK].", ""),
                ("a gripping , funny and moving film", "it was [MASK] bad ."),
                ("", ""), ("Ünïcödé 中文 😀 \x07 text " * 40, "second segment")]
@@ -73,13 +82,14 @@ def _heads(md: ModelDir):
     return tasks.serving_heads(md)
 
 
-class ServingModule(tf.Module):
+class ServingModule(ExportRoot):
     """The TF Serving model: raw-text and token-id signatures around the Keras model."""
 
     def __init__(self, md: ModelDir, model, seq_length: int, max_predictions: int, top_k: int,
                  with_text: bool = True):
-        super().__init__(name="bert_serving")
-        self.model = model
+        super().__init__()
+        self._model = keras_free(model)
+        self._signatures = None
         self.kind = md.kind
         self.pairs, self._run = _heads(md)
         self.seq_length, self.max_predictions, self.top_k = seq_length, max_predictions, top_k
@@ -96,7 +106,7 @@ class ServingModule(tf.Module):
         self.max_answer_length = int(task.get("max_answer_length", 30))
 
     def outputs(self, x: Dict[str, tf.Tensor], positions=None) -> Dict[str, tf.Tensor]:
-        return self._run(self.model, x, positions)
+        return self._run(self._model.obj, x, positions)
 
     def mask_positions(self, input_ids):
         """The first P positions holding [MASK] per row, 0-padded; and their validity."""
@@ -170,6 +180,12 @@ class ServingModule(tf.Module):
                     answer=tf.where(no_answer, "", text), answer_score=best_score)
 
     def signatures(self) -> dict:
+        """name -> concrete function (traced once)."""
+        if self._signatures is None:
+            self._signatures = self._trace()
+        return self._signatures
+
+    def _trace(self) -> dict:
         L = None
         ids = {k: tf.TensorSpec([None, L], tf.int32, name=k)
                for k in ("input_ids", "input_mask", "segment_ids")}
@@ -197,136 +213,37 @@ class ServingModule(tf.Module):
         return sigs
 
 
-class EncoderModule(tf.Module):
-    """TF-Hub style encoder: {input_word_ids, input_mask, input_type_ids} -> outputs."""
-
-    def __init__(self, encoder):
-        super().__init__(name="bert_encoder")
-        self.encoder = encoder
-
-    @tf.function(input_signature=[{k: tf.TensorSpec([None, None], tf.int32, name=k)
-                                   for k in ("input_word_ids", "input_mask", "input_type_ids")}])
-    def __call__(self, inputs):
-        out = self.encoder({"token_ids": inputs["input_word_ids"],
-                            "segment_ids": inputs["input_type_ids"],
-                            "padding_mask": inputs["input_mask"]}, training=False)
-        return {"sequence_output": tf.cast(out["sequence_output"], tf.float32),
-                "pooled_output": tf.cast(out["pooled_output"], tf.float32),
-                "default": tf.cast(out["pooled_output"], tf.float32)}
-
-
-class PreprocessorModule(tf.Module):
-    """TF-Hub style preprocessor: text -> {input_word_ids, input_mask, input_type_ids}."""
-
-    def __init__(self, preprocessor: BertTextPreprocessor):
-        super().__init__(name="bert_preprocessor")
-        self.preprocessor = preprocessor
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def __call__(self, text):
-        return self._hub_names(self.preprocessor.pack(self.preprocessor.tokenize(text)))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def tokenize(self, text):
-        return self.preprocessor.tokenize(text)
-
-    @tf.function(input_signature=[tf.RaggedTensorSpec([None, None], tf.int32),
-                                  tf.RaggedTensorSpec([None, None], tf.int32)])
-    def bert_pack_inputs(self, a, b):
-        return self._hub_names(self.preprocessor.pack(a, b))
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
-                                  tf.TensorSpec([None], tf.string, name="text_b")])
-    def pair(self, text, text_b):
-        p = self.preprocessor
-        return self._hub_names(p.pack(p.tokenize(text), p.tokenize(text_b)))
-
-    @staticmethod
-    def _hub_names(x):
-        return {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
-                "input_type_ids": x["segment_ids"]}
-
-
-# Run in a fresh process: only tensorflow and tensorflow_text are imported.
-_CHECK_SCRIPT = r'''
-import json, sys
-import numpy as np
-import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow.python.framework import op_def_registry
-
-spec = json.load(open(sys.argv[1]))
-
-def ops_not_in_core(path):
-    sm = saved_model_pb2.SavedModel()
-    with open(path + "/saved_model.pb", "rb") as f:
-        sm.ParseFromString(f.read())
-    names = set()
-    for mg in sm.meta_graphs:
-        names |= {n.op for n in mg.graph_def.node}
-        for fn in mg.graph_def.library.function:
-            names |= {n.op for n in fn.node_def}
-    return sorted(n for n in names if op_def_registry.get(n) is None)
-
-report = {"ops": {path: ops_not_in_core(path) for path in spec["paths"]}}
-import tensorflow_text  # noqa: F401  registers its ops
-out = {}
-for key, path, fn, inputs in spec["calls"]:
-    loaded = tf.saved_model.load(path)
-    inputs = {k: (tf.constant(v, tf.string) if isinstance(v[0], str) else tf.constant(v, tf.int32))
-              for k, v in inputs.items()}
-    if fn in loaded.signatures:
-        result = loaded.signatures[fn](**inputs)
-    elif fn == "__call__":
-        result = loaded(inputs)
-    else:
-        result = getattr(loaded, fn)(*inputs.values())
-    for name, value in result.items():
-        value = value.numpy()
-        out[key + "/" + name] = value.astype("S") if value.dtype == object else value
-np.savez(spec["output"], **out)
-report["modules"] = sorted(m for m in ("keras_hub", "model", "pipeline", "tfrecords")
-                           if m in sys.modules)
-print(json.dumps(report))
-'''
-
-
-def _check_in_fresh_process(paths, calls) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = {"paths": paths, "calls": calls, "output": os.path.join(tmp, "out.npz")}
-        with open(os.path.join(tmp, "spec.json"), "w") as f:
-            json.dump(spec, f)
-        proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT, os.path.join(tmp, "spec.json")],
-                              capture_output=True, text=True)
-        if proc.returncode:
-            raise ExportError("the export does not load in a fresh process:\n"
-                              + proc.stderr.strip().splitlines()[-1])
-        report = json.loads(proc.stdout.strip().splitlines()[-1])
-        with np.load(spec["output"]) as data:
-            report["outputs"] = {k: data[k] for k in data.files}
-    return report
-
-
-def _saved_model_cli_signatures(path: str) -> str:
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    if not os.path.exists(cli):
-        raise ExportError(f"saved_model_cli not found beside {sys.executable}")
-    proc = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True)
-    if proc.returncode:
-        raise ExportError(f"saved_model_cli show --all {path} failed: "
-                          + proc.stderr.strip().splitlines()[-1])
-    return proc.stdout
-
-
-def _next_version(base: str) -> int:
-    versions = [int(d) for d in os.listdir(base) if d.isdigit()] if os.path.isdir(base) else []
+def _next_version(export_dir: str, name: str) -> int:
+    versions = []
+    for sub in (name, f"{name}_token_ids", f"{name}_encoder", f"{name}_preprocessor"):
+        base = os.path.join(export_dir, sub)
+        if os.path.isdir(base):
+            versions += [int(d) for d in os.listdir(base) if d.isdigit()]
     return max(versions, default=0) + 1
 
 
+def model_seq_length(md: ModelDir) -> int:
+    """The length the model was trained or fine-tuned at (0 when the directory does not say)."""
+    for section in ("task", "dataset", "training"):
+        value = md.config.get(section, {}).get("max_seq_length")
+        if value:
+            return int(value)
+    return 0
+
+
 def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = None,
-                 name: str = "", seq_length: int = 128, max_predictions: int = 20,
+                 name: str = "", seq_length: int = 0, max_predictions: int = 20,
                  top_k: int = 5, verify: bool = True) -> dict:
     """Writes the SavedModels of a model directory; returns export.json's content.
+
+    Every SavedModel is written into EXPORT_DIR/.staging-<name>-<version>/,
+    verified there, and only then moved into its numbered version directory:
+    TF Serving, which polls the base directories, never sees a half-written
+    or unverified version.
+
+    Args:
+        seq_length: packed length of the raw-text signatures; 0 = the length the
+            model was trained or fine-tuned at (config.json), else 128.
 
     Example:
         >>> export_model("runs/demo/bert_tiny", "runs/demo/export")  # doctest: +SKIP
@@ -336,44 +253,63 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
         model, encoder = load_model(md)
     except ModelDirError as e:
         raise ExportError(str(e)) from None
+    if 0 < seq_length < 8:
+        raise ExportError(f"--max_seq_length {seq_length}: at least 8 (or 0 for the model's own)")
+    trained_at = model_seq_length(md)
+    if not seq_length:
+        seq_length = trained_at or min(DEFAULT_SEQ_LENGTH, md.model_config.max_sequence_length)
+        source = "the model's own" if trained_at else "default; config.json records none"
+        print(f"Exporting at max_seq_length {seq_length} ({source})", file=sys.stderr)
+    elif trained_at and seq_length != trained_at:
+        print(f"Warning: exporting at --max_seq_length {seq_length}, but {model_dir} was "
+              f"{'fine-tuned' if 'task' in md.config else 'trained'} at {trained_at}",
+              file=sys.stderr)
     if seq_length > md.model_config.max_sequence_length:
         raise ExportError(f"--max_seq_length {seq_length} exceeds the model's "
                           f"max_sequence_length {md.model_config.max_sequence_length}")
     name = name or os.path.basename(os.path.normpath(model_dir))
-    version = version or _next_version(os.path.join(export_dir, name))
-    serving_path = os.path.join(export_dir, name, str(version))
-    ids_path = os.path.join(export_dir, f"{name}_token_ids", str(version))
-    encoder_path = os.path.join(export_dir, f"{name}_encoder")
-    pre_path = os.path.join(export_dir, f"{name}_preprocessor")
-    if os.path.exists(serving_path):
-        raise ExportError(f"{serving_path} exists; pass another --version")
+    version = version or _next_version(export_dir, name)
+    final = {"serving": os.path.join(export_dir, name, str(version)),
+             "token_ids_only": os.path.join(export_dir, f"{name}_token_ids", str(version)),
+             "encoder": os.path.join(export_dir, f"{name}_encoder", str(version)),
+             "preprocessor": os.path.join(export_dir, f"{name}_preprocessor", str(version))}
+    taken = [p for p in final.values() if os.path.exists(p)]
+    if taken:
+        raise ExportError(f"{taken[0]} exists; pass another --version")
+    staging = os.path.join(export_dir, f".staging-{name}-{version}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staged = {k: os.path.join(staging, k) for k in final}
 
     serving = ServingModule(md, model, seq_length, max_predictions, top_k)
     ids_only = ServingModule(md, model, seq_length, max_predictions, top_k, with_text=False)
-    preprocessor = PreprocessorModule(serving.preprocessor)
-    hub_encoder = EncoderModule(encoder)
-    for path, module, sigs in (
-            (serving_path, serving, serving.signatures()),
-            (ids_path, ids_only, ids_only.signatures()),
-            (encoder_path, hub_encoder, {"serving_default": hub_encoder.__call__}),
-            (pre_path, preprocessor, {"serving_default": preprocessor.__call__})):
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        tf.saved_model.save(module, path, signatures=sigs)
-        print(f"Wrote {path}", file=sys.stderr, flush=True)
+    hub_encoder = HubEncoder(encoder)
+    hub_preprocessor = HubPreprocessor(serving.preprocessor, seq_length)
+    sigs = serving.signatures()
+    save(serving, staged["serving"], sigs)
+    save(ids_only, staged["token_ids_only"], ids_only.signatures())
+    hub_encoder.write(staged["encoder"])
+    hub_preprocessor.write(staged["preprocessor"])
+    print(f"Wrote 4 SavedModels in {staging}", file=sys.stderr, flush=True)
 
     info = {"kind": md.kind, "model_dir": os.path.abspath(model_dir), "name": name,
-            "version": version, "seq_length": seq_length, "model": md.config["model"],
-            "do_lower_case": md.do_lower_case,
+            "version": version, "seq_length": seq_length, "trained_seq_length": trained_at,
+            "model": md.config["model"], "do_lower_case": md.do_lower_case,
             "tensorflow": tf.__version__, "tensorflow_text": _tf_text_version(),
-            "saved_models": {"serving": serving_path, "token_ids_only": ids_path,
-                             "encoder": encoder_path, "preprocessor": pre_path},
-            "signatures": _describe(serving.signatures())}
+            "saved_models": final, "signatures": _describe(sigs)}
     if verify:
-        info["verification"] = verify_export(serving, encoder, info)
-    # Beside the versions: TF Serving only looks at numeric subdirectories.
-    with open(os.path.join(export_dir, name, "export.json"), "w") as f:
+        try:
+            info["verification"] = verify_export(serving, hub_encoder, staged)
+        except (ExportError, ClientError) as e:
+            raise ExportError(f"{e} (the unverified export is left in {staging})") from None
+    # Beside the graph, where SavedModel keeps extra files: one record per version.
+    extra = os.path.join(staged["serving"], "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, "export.json"), "w") as f:
         json.dump(info, f, indent=2, sort_keys=True)
+    for key, path in final.items():
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(staged[key], path)
+    shutil.rmtree(staging, ignore_errors=True)
     return info
 
 
@@ -392,42 +328,29 @@ def _describe(sigs) -> dict:
     return out
 
 
-def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
-    """Reloads every SavedModel in a fresh process and compares it with the Keras model."""
-    paths = info["saved_models"]
-    text = [a for a, _ in CHECK_TEXTS]
-    text_b = [b for _, b in CHECK_TEXTS]
-    text_inputs = {"text": text, "text_b": text_b} if serving.pairs else {"text": text}
+def _expected(serving: "ServingModule", hub_encoder: HubEncoder, text, text_b):
+    """The Keras model's outputs on the check texts, keyed as verify_export's calls."""
     pre = serving.preprocessor
     split = serving.kind == "pretrainer"
     a = pre.tokenize(tf.constant(text), split_on_mask=split)
     b = pre.tokenize(tf.constant(text_b), split_on_mask=split) if serving.pairs else None
     x = {k: v.numpy() for k, v in pre.pack(a, b).items()}
-    ids_inputs = dict(x)
     positions = None
     if serving.kind == "pretrainer":
         positions = serving.mask_positions(tf.constant(x["input_ids"]))[0].numpy()
-        ids_inputs["masked_lm_positions"] = positions
-    calls = [
-        ("text", paths["serving"], "serving_default", text_inputs),
-        ("ids", paths["serving"], "token_ids", {k: v.tolist() for k, v in ids_inputs.items()}),
-        ("ids_only", paths["token_ids_only"], "token_ids",
-         {k: v.tolist() for k, v in ids_inputs.items()}),
-        ("pre", paths["preprocessor"], "serving_default", {"text": text}),
-        ("enc", paths["encoder"], "serving_default",
-         {"input_word_ids": x["input_ids"].tolist(), "input_mask": x["input_mask"].tolist(),
-          "input_type_ids": x["segment_ids"].tolist()}),
-    ]
-    report = _check_in_fresh_process(list(paths.values()), calls)
-    got = report["outputs"]
-    expected = {"ids/" + k: v.numpy() for k, v in serving.outputs(
+    ids = {k: v.numpy() for k, v in serving.outputs(
         {k: tf.constant(v) for k, v in x.items()},
         None if positions is None else tf.constant(positions)).items()}
-    expected.update({"ids_only/" + k[4:]: v for k, v in expected.items()})
-    enc = encoder({"token_ids": x["input_ids"], "segment_ids": x["segment_ids"],
-                   "padding_mask": x["input_mask"]}, training=False)
+    expected = {"ids/" + k: v for k, v in ids.items()}
+    expected.update({"ids_only/" + k: v for k, v in ids.items()})
+    enc_in = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
+              "input_type_ids": x["segment_ids"]}
+    enc = hub_encoder._model.obj({"token_ids": x["input_ids"], "segment_ids": x["segment_ids"],
+                                  "padding_mask": x["input_mask"]}, training=False)
     expected["enc/sequence_output"] = enc["sequence_output"].numpy()
-    expected["enc/pooled_output"] = enc["pooled_output"].numpy()
+    expected["enc/pooled_output"] = expected["enc/default"] = enc["pooled_output"].numpy()
+    for i, layer in enumerate(enc["encoder_outputs"]):
+        expected[f"enc/encoder_outputs_{i}"] = layer.numpy()
     if serving.kind == "ner":
         # NER's text path tokenizes word by word (a word of dropped characters
         # becomes [UNK]); its per-token outputs are checked on its own ids.
@@ -437,66 +360,113 @@ def verify_export(serving: ServingModule, encoder, info: dict) -> dict:
             {k: tf.constant(v) for k, v in x_text.items()}).items()})
     else:
         x_text = x
-        for k, v in list(expected.items()):
-            if k.startswith("ids/") and serving.kind != "pretrainer":
-                expected["text/" + k[4:]] = v
-    if "ids/nsp_probabilities" in expected:
-        expected["text/nsp_probabilities"] = expected["ids/nsp_probabilities"]
+        if serving.kind != "pretrainer":
+            expected.update({"text/" + k: v for k, v in ids.items()})
+    if "nsp_probabilities" in ids:
+        expected["text/nsp_probabilities"] = ids["nsp_probabilities"]
     if serving.kind == "pretrainer":  # the raw-text top-k comes from the same logits
-        probs = tf.nn.softmax(expected["ids/mlm_logits"])
+        probs = tf.nn.softmax(ids["mlm_logits"])
         expected["text/top_k_probabilities"] = tf.math.top_k(probs, k=serving.top_k)[0].numpy()
         expected["text/masked_lm_positions"] = positions
+    single = {k: v.numpy() for k, v in pre.pack(pre.tokenize(tf.constant(text))).items()}
+    pair = {k: v.numpy() for k, v in pre.pack(pre.tokenize(tf.constant(text)),
+                                              pre.tokenize(tf.constant(text_b))).items()}
+    for key, packed in (("pre", single), ("pair", pair)):
+        expected.update({f"{key}/{h}": packed[o] for h, o in zip(
+            ENCODER_INPUTS, ("input_ids", "input_mask", "segment_ids"))})
+    ids_inputs = dict(x, **({} if positions is None else {"masked_lm_positions": positions}))
+    masks = {"text": x_text["input_mask"] > 0, "ids": x["input_mask"] > 0}
+    return expected, ids_inputs, enc_in, masks
+
+
+def _compare(expected: dict, got: dict, mask: np.ndarray) -> float:
+    """Largest difference of one output (per-token outputs at real tokens only)."""
+    v, g = expected, got
+    per_token = v.ndim >= 2 and v.shape[:2] == mask.shape
+    if per_token and g.shape[1] < v.shape[1]:  # the text path trims padding
+        width = g.shape[1]
+        if mask[:, width:].any():
+            return float("inf")
+        v, mask = v[:, :width], mask[:, :width]
+    if g.shape != v.shape:
+        return float("inf")
+    if v.dtype.kind in "iubOS":  # ids, labels: equal or not (at real tokens)
+        a = g.astype("S") if v.dtype.kind in "OS" else g
+        b = v.astype("S") if v.dtype.kind in "OS" else v
+        same = np.array_equal(a[mask], b[mask]) if per_token else np.array_equal(a, b)
+        return 0.0 if same else float("inf")
+    delta = np.abs(g.astype(np.float64) - v)
+    if per_token:
+        delta = delta * mask.reshape(mask.shape + (1,) * (v.ndim - 2))
+    return float(np.max(delta)) if v.size else 0.0
+
+
+def verify_export(serving: "ServingModule", hub_encoder: HubEncoder, paths: dict) -> dict:
+    """Runs every SavedModel as its clients do, in a fresh process, against the Keras model.
+
+    TF Serving's session loader runs every signature of the four SavedModels;
+    tf.saved_model.load runs the raw-text signature (model.predict's path) and
+    the TF-Hub encoder's `__call__`; `saved_model_cli run` runs the
+    token_ids-only model from an input file. Each output must match the Keras
+    model within TOLERANCE (ids and labels exactly).
+    """
+    text = [a for a, _ in CHECK_TEXTS]
+    text_b = [b for _, b in CHECK_TEXTS]
+    text_inputs = {"text": text, "text_b": text_b} if serving.pairs else {"text": text}
+    expected, ids_inputs, enc_in, masks = _expected(serving, hub_encoder, text, text_b)
+    ids_lists = {k: v.tolist() for k, v in ids_inputs.items()}
+    enc_lists = {k: v.tolist() for k, v in enc_in.items()}
+    session = [("text", paths["serving"], "serving_default", text_inputs),
+               ("ids", paths["serving"], "token_ids", ids_lists),
+               ("ids_only", paths["token_ids_only"], "token_ids", ids_lists),
+               ("pre", paths["preprocessor"], "serving_default", {"text": text}),
+               ("pair", paths["preprocessor"], "pair", {"text": text, "text_b": text_b}),
+               ("enc", paths["encoder"], "serving_default", enc_lists)]
+    tf2 = [("text", paths["serving"], "serving_default", text_inputs),
+           ("enc", paths["encoder"], "__call__", enc_lists)]
+    report = run_clients(list(paths.values()), session, tf2)
+    got = report["outputs"]
+    cli = saved_model_cli_run(paths["token_ids_only"], "token_ids",
+                              {k: v.astype(np.int32) for k, v in ids_inputs.items()})
+    got.update({f"cli:ids_only/{k}": v for k, v in cli.items()})
+
     diffs = {}
-    # Per-token outputs are compared at real tokens only: at [PAD] positions they
-    # mean nothing, and eager vs graph execution alone moves them by ~5e-5 (MiniLM).
     for k, v in expected.items():
-        if k not in got:
-            raise ExportError(f"the reloaded SavedModel has no output {k}")
-        mask = (x_text if k.startswith("text/") else x)["input_mask"] > 0
-        per_token = v.ndim >= 2 and v.shape[:2] == mask.shape
-        if per_token and got[k].shape[1] < v.shape[1]:  # the text path trims padding
-            width = got[k].shape[1]
-            if mask[:, width:].any():
-                raise ExportError(f"{k}: the SavedModel cut real tokens")
-            v, mask = v[:, :width], mask[:, :width]
-        if v.dtype.kind in "iubOS":  # ids, labels: equal or not (at real tokens)
-            a = got[k].astype("S") if v.dtype.kind in "OS" else got[k]
-            b = v.astype("S") if v.dtype.kind in "OS" else v
-            same = np.array_equal(a[mask], b[mask]) if per_token else np.array_equal(a, b)
-            diffs[k] = 0.0 if same else float("inf")
-            continue
-        delta = np.abs(got[k].astype(np.float64) - v)
-        if per_token:
-            delta = delta * mask.reshape(mask.shape + (1,) * (v.ndim - 2))
-        diffs[k] = float(np.max(delta)) if v.size else 0.0
+        mask = masks["text" if k.startswith("text/") else "ids"]
+        clients = [c for c in ("session", "tf2", "cli") if f"{c}:{k}" in got]
+        if "session" not in clients:
+            raise ExportError(f"the session loader's run has no output {k}")
+        for c in clients:
+            diffs[f"{c}:{k}"] = _compare(v, got[f"{c}:{k}"], mask)
     worst = max(diffs, key=diffs.get)
     if diffs[worst] > TOLERANCE:
-        raise ExportError(f"reloaded SavedModel differs from the Keras model: {worst} by "
+        raise ExportError(f"a client's output differs from the Keras model: {worst} by "
                           f"{diffs[worst]:.2e} (> {TOLERANCE})")
-    # Tokenization inside the SavedModels = the in-process preprocessor.
-    single = pre.pack(pre.tokenize(tf.constant(text)))["input_ids"].numpy()
-    width = got["text/input_ids"].shape[1]
-    same_ids = bool(np.array_equal(got["pre/input_word_ids"], single) and
-                    np.array_equal(got["text/input_ids"], x_text["input_ids"][:, :width]) and
-                    not x_text["input_mask"][:, width:].any())
-    if not same_ids:
-        raise ExportError("the SavedModel's tokenizer gives other ids than the in-process one")
-    cli = _saved_model_cli_signatures(paths["serving"])
-    missing = [s for s in ("serving_default", "token_ids")
-               if f"signature_def['{s}']" not in cli]
+    hub = report.get("hub_variables", {})
+    if not hub.get("trainable_variables"):
+        raise ExportError(f"{paths['encoder']}: tf.saved_model.load finds no trainable_variables")
+    show = saved_model_cli("show", "--dir", paths["serving"], "--all")
+    missing = [s for s in ("serving_default", "token_ids") if f"signature_def['{s}']" not in show]
     if missing:
         raise ExportError(f"saved_model_cli show --all does not list {missing}")
     text_ops = sorted(set(report["ops"][paths["serving"]]))
     result = {"max_abs_diff": diffs[worst], "worst_output": worst, "tolerance": TOLERANCE,
-              "ids_equal": same_ids, "tf_text_ops_needed": text_ops,
+              "outputs_compared": len(diffs), "ids_equal": True,
+              "clients": ["session loader (TF Serving's path): every signature",
+                          "tf.saved_model.load: serving_default, encoder __call__",
+                          "saved_model_cli run --inputs: token_ids-only model"],
+              "session_signatures_run": {k: report["signatures_run"][p]
+                                         for k, p in paths.items()},
+              "hub_encoder": hub, "tf_text_ops_needed": text_ops,
               "token_ids_only_ops_outside_core": report["ops"][paths["token_ids_only"]],
               "modules_imported_by_checker": report["modules"],
               "saved_model_cli_signatures": ["serving_default", "token_ids"]}
-    print(f"Verified in a fresh process (tensorflow + tensorflow_text only): max abs diff "
-          f"{diffs[worst]:.1e} ({worst}); raw-text model needs tf-text ops {text_ops}; "
-          f"saved_model_cli lists serving_default and token_ids", file=sys.stderr, flush=True)
+    print(f"Verified in a fresh process: TF Serving's session loader ran every signature, "
+          f"tf.saved_model.load the raw-text signature and the TF-Hub encoder "
+          f"({hub['trainable_variables']} trainable variables), saved_model_cli run the "
+          f"token_ids model; max abs diff {diffs[worst]:.1e} over {len(diffs)} outputs "
+          f"({worst}); raw-text model needs tf-text ops {text_ops}", file=sys.stderr, flush=True)
     return result
-
 
 FLAGS = flags.FLAGS
 
@@ -509,8 +479,8 @@ def define_flags():
     flags.DEFINE_integer("version", 0, "Serving version (default: one more than the newest).",
                          lower_bound=0)
     flags.DEFINE_string("name", "", "Serving model name (default: the model dir's basename).")
-    flags.DEFINE_integer("max_seq_length", 128, "Packed length of the raw-text signature.",
-                         lower_bound=8)
+    flags.DEFINE_integer("max_seq_length", 0, "Packed length of the raw-text signatures "
+                         "(0: the length the model was trained or fine-tuned at).", lower_bound=0)
     flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions predicted (pretrainer).",
                          lower_bound=1)
     flags.DEFINE_integer("top_k", 5, "Predictions per masked position (pretrainer).", lower_bound=1)
@@ -527,8 +497,8 @@ def main(argv):
                             verify=FLAGS.verify)
     except ExportError as e:
         sys.exit(f"export: {e}")
-    print(json.dumps({"serving": info["saved_models"]["serving"],
-                      "signatures": sorted(info["signatures"])}))
+    print(json.dumps({"serving": info["saved_models"]["serving"], "version": info["version"],
+                      "seq_length": info["seq_length"], "signatures": sorted(info["signatures"])}))
 
 
 def entry_point():

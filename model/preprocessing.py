@@ -111,12 +111,15 @@ class BertTextPreprocessor(tf.Module):
         return flat[:, :-1]
 
     def _tokenize_flat(self, text: tf.Tensor) -> tf.RaggedTensor:
-        text = self.normalize(text)
+        return self.tokenize_to_words(text).merge_dims(1, 2)
+
+    def tokenize_to_words(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """[B] strings -> [B, words, wordpieces] int32 ids: TF Hub's `tokenize` layout."""
+        text = self.normalize(tf.reshape(tf.convert_to_tensor(text, tf.string), [-1]))
         words, _, _ = tf_text.regex_split_with_offsets(
             text, delim_regex_pattern=f"{_WHITESPACE}+|{_PUNCTUATION}",
             keep_delim_regex_pattern=_PUNCTUATION)
-        pieces = self._wordpiece.tokenize(words)  # [B, W, P]
-        return tf.cast(pieces.merge_dims(1, 2), tf.int32)
+        return tf.cast(self._wordpiece.tokenize(words), tf.int32)  # [B, W, P]
 
     def tokenize_words(self, text: tf.Tensor):
         """[B] strings split on whitespace, each word tokenized alone (NER's view).
@@ -192,3 +195,59 @@ def trim_to_longest(batch: dict, per_token: tuple = PACKED) -> dict:
     batch = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
     longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
     return {k: v[:, :longest] if k in per_token else v for k, v in batch.items()}
+
+
+def round_robin_lengths(lengths: tf.Tensor, budget) -> tf.Tensor:
+    """How many tokens each segment keeps when a budget is dealt round-robin.
+
+    tf-text's RoundRobinTrimmer in closed form with core ops (that op is newer
+    than stock TF Serving builds: tensorflow/serving#2267): one token per
+    segment in turn, earlier segments first, until the budget or the
+    segments run out. With k the largest count such that sum(min(len, k)) <=
+    budget, every segment keeps min(len, k), and the budget left over goes,
+    one each, to the first segments longer than k.
+
+    Args:
+        lengths: [B, N] int32 segment lengths.
+        budget: scalar int32, tokens available for all N segments together.
+    Returns:
+        [B, N] int32 kept lengths.
+    """
+    budget = tf.maximum(tf.cast(budget, tf.int32), 0)
+    ks = tf.range(budget + 1)  # candidate k
+    used = tf.reduce_sum(tf.minimum(lengths[:, None, :], ks[None, :, None]), axis=2)  # [B, K]
+    k = tf.reduce_sum(tf.cast(used <= budget, tf.int32), axis=1) - 1  # [B]
+    base = tf.minimum(lengths, k[:, None])
+    extra = budget - tf.reduce_sum(base, axis=1)
+    longer = tf.cast(lengths > k[:, None], tf.int32)
+    rank = tf.cumsum(longer, axis=1, exclusive=True)
+    return base + longer * tf.cast(rank < extra[:, None], tf.int32)
+
+
+def pack_segments(segments, seq_length, cls_id: int, sep_id: int, pad_id: int) -> dict:
+    """TF Hub's `bert_pack_inputs`: [CLS] s0 [SEP] s1 [SEP] ..., round-robin trimmed.
+
+    Args:
+        segments: a list of 1-3 RaggedTensors [B, tokens] or [B, words, wordpieces].
+        seq_length: scalar int (or int32 tensor), the packed length.
+    Returns:
+        input_word_ids, input_mask, input_type_ids: [B, seq_length] int32; segment i
+        (and its [SEP]) has type id i. Every segment gets its [SEP], even an empty one,
+        as tf-text's combine_segments does.
+    """
+    segs = [tf.cast(s.merge_dims(1, -1) if s.ragged_rank > 1 else s, tf.int32)
+            for s in segments]
+    seq_length = tf.cast(seq_length, tf.int32)
+    lengths = tf.stack([tf.cast(s.row_lengths(), tf.int32) for s in segs], axis=1)
+    keep = round_robin_lengths(lengths, seq_length - len(segs) - 1)
+    ones = tf.ones([segs[0].nrows(), 1], tf.int32)
+    ids, types = [tf.RaggedTensor.from_tensor(ones * cls_id)], [tf.RaggedTensor.from_tensor(0 * ones)]
+    for i, s in enumerate(segs):
+        s = tf.ragged.boolean_mask(s, tf.ragged.range(lengths[:, i]) < keep[:, i:i + 1])
+        ids += [s, tf.RaggedTensor.from_tensor(ones * sep_id)]
+        types += [tf.ones_like(s) * i, tf.RaggedTensor.from_tensor(ones * i)]
+    ids, types = tf.concat(ids, axis=1), tf.concat(types, axis=1)
+    shape = tf.stack([tf.cast(ids.nrows(), tf.int32), seq_length])
+    return {"input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
+            "input_mask": tf.ones_like(ids).to_tensor(shape=shape),
+            "input_type_ids": types.to_tensor(shape=shape)}

@@ -1,0 +1,151 @@
+"""TF Hub reusable SavedModels: the BERT encoder and its text preprocessor.
+
+They follow the API of the TF Hub BERT models (the one TF Model Garden's
+official/nlp/tools/export_tfhub_lib.py writes), so the TF Hub tutorials'
+code runs on them unchanged:
+
+    preprocessor = hub.KerasLayer(EXPORT/<name>_preprocessor/1)
+    encoder = hub.KerasLayer(EXPORT/<name>_encoder/1, trainable=True)
+    pooled = encoder(preprocessor(text))["pooled_output"]          # fine-tunes the encoder
+
+    prep = hub.load(EXPORT/<name>_preprocessor/1)
+    a, b = prep.tokenize(text_a), prep.tokenize(text_b)             # [B, words, wordpieces]
+    inputs = prep.bert_pack_inputs([a, b], seq_length=64)           # round-robin trimmed
+
+Encoder: `__call__(inputs, training=None)` (dropout when training) returns
+pooled_output, sequence_output, default (= pooled_output) and
+encoder_outputs (a list, every transformer layer's output); `variables`,
+`trainable_variables` (the ones the forward pass reads: see
+model/savedmodel.py) and `regularization_losses` (none). Its serving_default
+signature has the same outputs, the list flattened to encoder_outputs_0..N-1.
+
+Preprocessor: `__call__(text)` packs one segment at the exported length;
+`tokenize(text)` -> RaggedTensor [B, words, wordpieces] with
+`tokenize.get_special_tokens_dict()`; `bert_pack_inputs(segments,
+seq_length=N)` takes a list of 1-3 tokenized segments; `pair(text, text_b)`.
+"""
+
+import keras
+import tensorflow as tf
+
+from model.preprocessing import BertTextPreprocessor, pack_segments
+from model.savedmodel import ExportRoot, keras_free, save
+
+ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def encoder_input_spec() -> dict:
+    return {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in ENCODER_INPUTS}
+
+
+def per_layer_model(encoder) -> keras.Model:
+    """The encoder with every transformer layer's output as a third output."""
+    return keras.Model(encoder.input, {
+        "sequence_output": encoder.output["sequence_output"],
+        "pooled_output": encoder.output["pooled_output"],
+        "encoder_outputs": [layer.output for layer in encoder.transformer_layers]})
+
+
+class HubEncoder(ExportRoot):
+    """{input_word_ids, input_mask, input_type_ids} -> BERT outputs, TF Hub's encoder API."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self._model = keras_free(per_layer_model(encoder))
+        self.regularization_losses = []
+
+    @tf.function
+    def __call__(self, inputs, training=None):
+        out = self._model.obj({"token_ids": inputs["input_word_ids"],
+                               "segment_ids": inputs["input_type_ids"],
+                               "padding_mask": inputs["input_mask"]}, training=bool(training))
+        pooled = tf.cast(out["pooled_output"], tf.float32)
+        return {"pooled_output": pooled, "default": pooled,
+                "sequence_output": tf.cast(out["sequence_output"], tf.float32),
+                "encoder_outputs": [tf.cast(x, tf.float32) for x in out["encoder_outputs"]]}
+
+    def signature(self):
+        @tf.function(input_signature=[encoder_input_spec()])
+        def serving_default(inputs):
+            out = dict(self.__call__(inputs, training=False))
+            for i, x in enumerate(out.pop("encoder_outputs")):
+                out[f"encoder_outputs_{i}"] = x
+            return out
+        return serving_default.get_concrete_function()
+
+    def write(self, path: str) -> None:
+        traces = [self.__call__.get_concrete_function(encoder_input_spec(), training=t)
+                  for t in (None, False, True)]
+        save(self, path, {"serving_default": self.signature()}, traces)
+
+
+class _Tokenize(ExportRoot):
+    """`preprocessor.tokenize`: [B] strings -> [B, words, wordpieces] int32."""
+
+    def __init__(self, pre: BertTextPreprocessor):
+        super().__init__()
+        self.pre = pre
+        self._special = {"vocab_size": pre.vocab_size, "start_of_sequence_id": pre.cls_id,
+                         "end_of_segment_id": pre.sep_id, "padding_id": pre.pad_id,
+                         "mask_id": pre.mask_id}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, text):
+        return self.pre.tokenize_to_words(text)
+
+    @tf.function(input_signature=[])
+    def get_special_tokens_dict(self):
+        return {k: tf.constant(v, tf.int32) for k, v in self._special.items()}
+
+
+class _PackInputs(ExportRoot):
+    """`preprocessor.bert_pack_inputs(segments, seq_length=N)`, as TF Hub's."""
+
+    def __init__(self, pre: BertTextPreprocessor, seq_length: int):
+        super().__init__()
+        ids = (pre.cls_id, pre.sep_id, pre.pad_id)
+
+        @tf.function(autograph=False)
+        def call(inputs, seq_length=seq_length):
+            if not isinstance(inputs, (list, tuple)):
+                inputs = [inputs]
+            return pack_segments(inputs, seq_length, *ids)
+
+        self.__call__ = call
+        for ragged_rank in (1, 2):
+            for n in (1, 2, 3):
+                call.get_concrete_function(
+                    [tf.RaggedTensorSpec([None] * (ragged_rank + 1), tf.int32,
+                                         ragged_rank=ragged_rank) for _ in range(n)],
+                    seq_length=tf.TensorSpec([], tf.int32))
+
+
+class HubPreprocessor(ExportRoot):
+    """text -> {input_word_ids, input_mask, input_type_ids}, TF Hub's preprocessor API."""
+
+    def __init__(self, pre: BertTextPreprocessor, seq_length: int):
+        super().__init__()
+        self.pre = pre
+        self.tokenize = _Tokenize(pre)
+        self.bert_pack_inputs = _PackInputs(pre, seq_length)
+        self.seq_length = seq_length
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def __call__(self, text):
+        return self._hub_names(self.pre.pack(self.pre.tokenize(text), None, self.seq_length))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([None], tf.string, name="text_b")])
+    def pair(self, text, text_b):
+        """Two texts, truncated longest-first as fine-tuning does ("" = no second text)."""
+        p = self.pre
+        return self._hub_names(p.pack(p.tokenize(text), p.tokenize(text_b), self.seq_length))
+
+    @staticmethod
+    def _hub_names(x):
+        return {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
+                "input_type_ids": x["segment_ids"]}
+
+    def write(self, path: str) -> None:
+        save(self, path, {"serving_default": self.__call__.get_concrete_function(),
+                          "pair": self.pair.get_concrete_function()})
