@@ -425,6 +425,10 @@ def verify_export(serving: "ServingModule", hub_encoder: HubEncoder, paths: dict
     tf2 = [("text", paths["serving"], "serving_default", text_inputs),
            ("enc", paths["encoder"], "__call__", enc_lists)]
     report = run_clients(list(paths.values()), session, tf2)
+    for path, names in report["signatures"].items():
+        if names != report["signatures_run"][path]:
+            raise ExportError(f"{path} has signatures {names}; the check ran only "
+                              f"{report['signatures_run'][path]}")
     got = report["outputs"]
     cli = saved_model_cli_run(paths["token_ids_only"], "token_ids",
                               {k: v.astype(np.int32) for k, v in ids_inputs.items()})

@@ -65,7 +65,10 @@ for key, path, fn, inputs in spec["session"]:
     values = sess.run([sig.outputs[k].name for k in names], feeds)
     for name, value in zip(names, values):
         out[f"session:{key}/{name}"] = value.astype("S") if value.dtype == object else value
-report["signatures_run"] = {p: sorted(m.signature_def) for p, (_, m) in sessions.items()}
+report["signatures"] = {p: sorted(k for k in m.signature_def if not k.startswith("__"))
+                        for p, (_, m) in sessions.items()}  # "__saved_model_init_op" is no API
+report["signatures_run"] = {p: sorted({c[2] for c in spec["session"] if c[1] == p})
+                            for p in sessions}
 for key, path, fn, inputs in spec["tf2"]:
     loaded = tf.saved_model.load(path)
     inputs = {k: tf.constant(as_array(v)) for k, v in inputs.items()}
@@ -82,7 +85,7 @@ for key, path, fn, inputs in spec["tf2"]:
         value = value.numpy()
         out[f"tf2:{key}/{name}"] = value.astype("S") if value.dtype == object else value
 np.savez(spec["output"], **out)
-report["modules"] = sorted(m for m in ("keras", "keras_hub", "model", "pipeline", "tfrecords")
+report["modules"] = sorted(m for m in ("keras_hub", "model", "pipeline", "tfrecords")
                            if m in sys.modules)
 print(json.dumps(report))
 '''
@@ -99,7 +102,8 @@ def run_clients(paths: Sequence[str], session_calls: List[Tuple], tf2_calls: Lis
         paths: SavedModel directories whose ops are listed (those outside core TF).
         session_calls, tf2_calls: (key, path, signature or "__call__", {input: list}).
     Returns:
-        {"ops": {path: [op]}, "signatures_run": {path: [name]}, "hub_variables": {...},
+        {"ops": {path: [op]}, "signatures": {path: [name]}, "signatures_run": {path: [name]},
+         "hub_variables": {...},
          "modules": [...], "outputs": {"session:key/output" | "tf2:key/output": array}}
     """
     with tempfile.TemporaryDirectory() as tmp:

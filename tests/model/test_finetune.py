@@ -58,6 +58,21 @@ def _sentiment_rows(n, seed):
     return rows
 
 
+def assert_served_by_every_client(export_dir, name, pairs) -> dict:
+    """The export verified itself through TF Serving's session loader (every signature of
+    the four SavedModels), tf.saved_model.load and saved_model_cli run, within 1e-5."""
+    info = json.loads((export_dir / name / "1" / "assets.extra" / "export.json").read_text())
+    check = info["verification"]
+    assert check["max_abs_diff"] <= 1e-5
+    assert check["session_signatures_run"] == {
+        "serving": ["serving_default", "token_ids"], "token_ids_only": ["token_ids"],
+        "encoder": ["serving_default"], "preprocessor": ["pair", "serving_default"]}
+    assert check["hub_encoder"]["trainable_variables"] > 0
+    inputs = info["signatures"]["serving_default"]["inputs"]
+    assert sorted(inputs) == (["text", "text_b"] if pairs else ["text"])
+    return info
+
+
 def test_classification_learns_and_its_export_predicts_the_same(tmp_path):
     for split, n, seed in (("train", 96, 0), ("dev", 24, 1)):
         with open(tmp_path / f"{split}.csv", "w") as f:
@@ -73,6 +88,7 @@ def test_classification_learns_and_its_export_predicts_the_same(tmp_path):
     assert len(result["history"]) == 6 and result["best_epoch"] >= 1
     run_module("model.export", "--model_dir", out, "--export_dir", tmp_path / "x",
                "--max_seq_length", 32)
+    assert_served_by_every_client(tmp_path / "x", "model", pairs=False)
     fn = tf.saved_model.load(str(tmp_path / "x" / "model" / "1")).signatures["serving_default"]
     texts = [line.rsplit(",", 1)[0] for line in (tmp_path / "dev.csv").read_text().splitlines()[1:]]
     served = [s.decode() for s in fn(text=tf.constant(texts))["label"].numpy()]
@@ -97,6 +113,7 @@ def test_ner_and_its_export(tmp_path):
                                         "I-person", "O"]
     run_module("model.export", "--model_dir", out, "--export_dir", tmp_path / "x",
                "--max_seq_length", 32)
+    assert_served_by_every_client(tmp_path / "x", "ner", pairs=False)
     fn = tf.saved_model.load(str(tmp_path / "x" / "ner" / "1")).signatures["serving_default"]
     saved = [json.loads(line) for line in (out / "predictions_dev.jsonl").read_text().splitlines()]
     got = fn(text=tf.constant([" ".join(r["words"]) for r in saved]))
@@ -122,8 +139,10 @@ def test_squad_v2(tmp_path):
         "context"]
     assert all(a["answer"] == "" or a["answer"] in context for a in answers)
     assert json.loads((out / "config.json").read_text())["task"]["version_2"] is True
-    run_module("model.export", "--model_dir", out, "--export_dir", tmp_path / "x",
-               "--max_seq_length", 64)
+    # No --max_seq_length: the SQuAD model exports at the 24 it was fine-tuned at.
+    run_module("model.export", "--model_dir", out, "--export_dir", tmp_path / "x")
+    info = assert_served_by_every_client(tmp_path / "x", "qa", pairs=True)
+    assert info["seq_length"] == info["trained_seq_length"] == 24
     proc = run_module("model.predict", "--saved_model", tmp_path / "x" / "qa" / "1",
                       "--format", "json", "What do farmers grow?", context)
     assert "answer" in json.loads(proc.stdout.strip().splitlines()[-1])
