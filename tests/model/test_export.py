@@ -261,3 +261,21 @@ def test_export_error_names_the_directory(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f"export: {tmp_path} is not a model directory: no config.json")
+
+
+def test_serve_request_refuses_a_pair_instance_without_text_b(exported, pretrained_tiny, tmp_path):
+    serving = exported / pretrained_tiny.name / "1"
+    script = ROOT / "scripts" / "serve_request.py"
+    (tmp_path / "bad.json").write_text(json.dumps({"instances": [{"text": "the cat sat"}]}))
+    proc = subprocess.run([sys.executable, str(script), str(serving), str(tmp_path / "bad.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'serve_request: {tmp_path / "bad.json"}: instance 0 lacks input "text_b" (this model '
+        'takes text pairs: send "text_b": "" for a single text)')
+    (tmp_path / "ok.json").write_text(json.dumps(
+        {"instances": [{"text": "the cat [MASK]", "text_b": ""}]}))
+    proc = subprocess.run([sys.executable, str(script), str(serving), str(tmp_path / "ok.json")],
+                          capture_output=True, text=True, check=True)
+    row = json.loads(proc.stdout.strip().splitlines()[-1])["predictions"][0]
+    assert row["masked_lm_valid"][0] == 1 and len(row["top_k_tokens"][0]) == 3
