@@ -93,7 +93,7 @@ PYEOF
 
 stage "9. Export the best classifier ($BEST) and answer a raw-text request as TF Serving would"
 run "$PY" -m model.export --model_dir "$RUN/finetune/$BEST" --export_dir "$RUN/export" \
-    --name sentiment --max_seq_length 64
+    --name sentiment
 cat > "$RUN/serving_request.json" <<'JSON'
 {"signature_name": "serving_default", "instances": [{"text": "A gripping, funny and beautifully acted film."}, {"text": "A dull, lifeless mess that goes on far too long."}]}
 JSON

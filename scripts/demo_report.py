@@ -80,7 +80,8 @@ def main(run):
     stats = _json(os.path.join(run, "dataset", "stats.json"), {})
     log = _jsonl(os.path.join(run, "bert_tiny", "train_log.jsonl"))
     evals = _json(os.path.join(run, "bert_tiny", "eval_results.json"), {})
-    export = _json(os.path.join(run, "export", "bert_tiny", "export.json"), {})
+    export = _json(os.path.join(run, "export", "bert_tiny", "1", "assets.extra", "export.json"),
+                   {})
     masked = _jsonl(os.path.join(run, "mlm_predictions.jsonl"))
     metrics = {k: _json(os.path.join(run, "finetune", k, "metrics.json")) for k, _ in RUNS}
     response = _json(os.path.join(run, "serving_response.json"), {})
@@ -118,9 +119,12 @@ def main(run):
     if export:
         v = export.get("verification", {})
         lines += ["## Export", "",
-                  f"SavedModel `{export['saved_models']['serving']}`, reloaded in a fresh process: "
-                  f"max abs diff {v.get('max_abs_diff', float('nan')):.1e} vs Keras; tf-text ops "
-                  f"needed: {', '.join(v.get('tf_text_ops_needed', []))}.", ""]
+                  f"SavedModel `{export['saved_models']['serving']}` and its token_ids, TF Hub "
+                  f"encoder and preprocessor siblings, run in a fresh process by TF Serving's "
+                  f"session loader (every signature), tf.saved_model.load and saved_model_cli: "
+                  f"max abs diff {v.get('max_abs_diff', float('nan')):.1e} vs Keras over "
+                  f"{v.get('outputs_compared', 0)} outputs; tf-text ops needed: "
+                  f"{', '.join(v.get('tf_text_ops_needed', []))}.", ""]
     if masked:
         lines += ["Masked-token predictions of the exported model:", ""]
         for r in masked:
