@@ -153,5 +153,7 @@ def saved_model_cli_run(path: str, signature: str, inputs: dict) -> dict:
                         "--inputs", ";".join(f"{k}={npz}[{k}]" for k in inputs),
                         "--outdir", os.path.join(tmp, "out"))
         out_dir = os.path.join(tmp, "out")
-        return {name[:-4]: np.load(os.path.join(out_dir, name))
+        # String outputs (labels) are object arrays; these files are the ones
+        # saved_model_cli just wrote into our own temporary directory.
+        return {name[:-4]: np.load(os.path.join(out_dir, name), allow_pickle=True)
                 for name in sorted(os.listdir(out_dir)) if name.endswith(".npy")}
