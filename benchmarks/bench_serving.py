@@ -12,8 +12,10 @@ Latency: one review per call (batch 1), p50 and p99 over --calls calls. Throughp
 batches of 32 reviews. Texts: the Rotten Tomatoes dev split. Ours runs in a
 process that imports only tensorflow and tensorflow_text; the peer in .venv-bench.
 Each side is its own process, ours and the peer's alternated --repeats times;
-medians over repeats. Ours is measured twice: with TensorFlow's defaults, and
-with TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's plain Eigen kernels instead of
+medians over repeats. Ours is measured three times: with TensorFlow's defaults,
+exported with --jit_compile (the model XLA-compiled, raw-text batches padded to
+a multiple of 16 tokens; each new batch shape compiles once, in the warm-up
+here), and with TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's plain Eigen kernels instead of
 oneDNN's, whose per-op set-up dominates a 2-layer model at batch 1).
 Writes benchmarks/results/serving.json.
 """
@@ -33,14 +35,17 @@ DATA = os.path.join(ROOT, "data")
 TIMING = r'''
 import json, sys, time
 def measure(run, texts, calls):
-    for t in texts[:10]:
-        run([t])
+    # Warm-up, the same for every side: each request once (a server in its steady
+    # state; an XLA-compiled model compiles each new batch shape on first sight).
+    batches = [texts[i:i + 32] for i in range(0, min(len(texts), 32 * 20), 32)]
+    for i in range(calls):
+        run([texts[i % len(texts)]])
+    for b in batches:
+        run(b)
     lat = []
     for i in range(calls):
         t0 = time.perf_counter(); run([texts[i % len(texts)]]); lat.append(time.perf_counter() - t0)
     lat.sort()
-    batches = [texts[i:i + 32] for i in range(0, min(len(texts), 32 * 20), 32)]
-    run(batches[0])
     t0 = time.perf_counter()
     for b in batches:
         run(b)
@@ -153,23 +158,31 @@ def main():
            "--vocab_file", os.path.join(DATA, "vocab", "uncased_vocab.txt"), "--train_file",
            f"{rt}/train.tsv", "--eval_file", f"{rt}/dev.tsv", "--output_dir",
            f"{work}/tiny_rt", "--num_train_epochs", "0.2", "--max_seq_length", "128")
-        sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/tiny_rt",
-           "--export_dir", f"{work}/export_tiny")
+        for xla in (False, True):
+            sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/tiny_rt",
+               "--export_dir", f"{work}/export_tiny{'_xla' if xla else ''}",
+               *(["--jit_compile"] if xla else []))
         hf_layout_from_ours(f"{work}/tiny_rt", f"{work}/hf_tiny")
         sh(sys.executable, "-m", "model.import_checkpoint", "--format", "hf", "--checkpoint_dir",
            os.path.join(DATA, "minilm"), "--output_dir", f"{work}/minilm")
-        sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/minilm",
-           "--export_dir", f"{work}/export_minilm")
+        for xla in (False, True):
+            sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/minilm",
+               "--export_dir", f"{work}/export_minilm{'_xla' if xla else ''}",
+               *(["--jit_compile"] if xla else []))
         setups = {
             "bert_tiny classifier": (f"{work}/export_tiny/tiny_rt/1", f"{work}/hf_tiny",
                                      "text-classification"),
             "all-MiniLM-L6-v2 encoder": (f"{work}/export_minilm/minilm/1",
                                          os.path.join(DATA, "minilm"), "feature-extraction")}
         for name, (saved, hf_dir, task) in setups.items():
-            runs = {"ours": [], "ours_onednn_off": [], "peer": []}
+            saved_xla = saved.replace("/export_tiny/", "/export_tiny_xla/").replace(
+                "/export_minilm/", "/export_minilm_xla/")
+            runs = {"ours": [], "ours_xla": [], "ours_onednn_off": [], "peer": []}
             for _ in range(args.repeats):
                 out = sh(sys.executable, "-c", OURS, saved, f"{work}/texts.json", args.calls)
                 runs["ours"].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                out = sh(sys.executable, "-c", OURS, saved_xla, f"{work}/texts.json", args.calls)
+                runs["ours_xla"].append(json.loads(out.stdout.strip().splitlines()[-1]))
                 out = sh(sys.executable, "-c", OURS, saved, f"{work}/texts.json", args.calls,
                          env={"TF_ENABLE_ONEDNN_OPTS": "0"})
                 runs["ours_onednn_off"].append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -177,7 +190,7 @@ def main():
                 runs["peer"].append(json.loads(out.stdout.strip().splitlines()[-1]))
             med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                    for side, rs in runs.items()}
-            for side in ("ours", "ours_onednn_off"):
+            for side in ("ours", "ours_xla", "ours_onednn_off"):
                 med[side]["throughput_ratio"] = (med[side]["batch32_per_s"]
                                                  / med["peer"]["batch32_per_s"])
                 med[side]["p50_ratio_over_peer"] = med[side]["p50_ms"] / med["peer"]["p50_ms"]
@@ -186,7 +199,7 @@ def main():
             p = med["peer"]
             print(f"{name}: peer p50 {p['p50_ms']:.2f} ms p99 {p['p99_ms']:.2f} ms, "
                   f"{p['batch32_per_s']:.0f}/s", flush=True)
-            for side in ("ours", "ours_onednn_off"):
+            for side in ("ours", "ours_xla", "ours_onednn_off"):
                 o = med[side]
                 print(f"  {side}: p50 {o['p50_ms']:.2f} ms p99 {o['p99_ms']:.2f} ms, "
                       f"{o['batch32_per_s']:.0f}/s; throughput x{o['throughput_ratio']:.2f}, "

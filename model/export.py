@@ -82,13 +82,34 @@ def _heads(md: ModelDir):
     return tasks.serving_heads(md)
 
 
+XLA_LENGTH_MULTIPLE = 16  # --jit_compile: raw-text inputs padded to a multiple of this
+
+
+class _XlaModel:
+    """A Keras model called through one XLA-compiled tf.function (inference only)."""
+
+    def __init__(self, model):
+        self.keras_model = model
+        self.fn = tf.function(lambda inputs: model(inputs, training=False), jit_compile=True)
+
+    def __call__(self, inputs, training=False):
+        return self.fn(inputs)
+
+
 class ServingModule(ExportRoot):
-    """The TF Serving model: raw-text and token-id signatures around the Keras model."""
+    """The TF Serving model: raw-text and token-id signatures around the Keras model.
+
+    With jit_compile, the Keras model (not the tokenizer, nor the string
+    outputs, which XLA cannot compile) runs as one XLA cluster, and raw-text
+    batches are padded to a multiple of XLA_LENGTH_MULTIPLE tokens: XLA
+    compiles once per input shape.
+    """
 
     def __init__(self, md: ModelDir, model, seq_length: int, max_predictions: int, top_k: int,
-                 with_text: bool = True):
+                 with_text: bool = True, jit_compile: bool = False):
         super().__init__()
-        self._model = keras_free(model)
+        self._model = keras_free(_XlaModel(model) if jit_compile else model)
+        self._multiple = XLA_LENGTH_MULTIPLE if jit_compile else 1
         self._signatures = None
         self.kind = md.kind
         self.pairs, self._run = _heads(md)
@@ -108,6 +129,11 @@ class ServingModule(ExportRoot):
     def outputs(self, x: Dict[str, tf.Tensor], positions=None) -> Dict[str, tf.Tensor]:
         return self._run(self._model.obj, x, positions)
 
+    def keras_outputs(self, x: Dict[str, tf.Tensor], positions=None) -> Dict[str, tf.Tensor]:
+        """outputs() of the plain Keras model (not XLA-compiled): the verification's reference."""
+        model = self._model.obj
+        return self._run(getattr(model, "keras_model", model), x, positions)
+
     def mask_positions(self, input_ids):
         """The first P positions holding [MASK] per row, 0-padded; and their validity."""
         L = tf.shape(input_ids)[1]
@@ -123,7 +149,7 @@ class ServingModule(ExportRoot):
         split = self.kind == "pretrainer"
         a = self.preprocessor.tokenize(text, split_on_mask=split)
         b = self.preprocessor.tokenize(text_b, split_on_mask=split) if text_b is not None else None
-        x = trim_to_longest(self.preprocessor.pack(a, b))
+        x = trim_to_longest(self.preprocessor.pack(a, b), multiple=self._multiple)
         if self.kind == "squad":
             return self._squad_text_outputs(x)
         if self.kind != "pretrainer":
@@ -140,7 +166,7 @@ class ServingModule(ExportRoot):
     def _ner_text_outputs(self, text):
         """Whitespace words -> one label per word (its first subword's), as fine-tuned."""
         ids, positions, lengths = self.preprocessor.tokenize_words(text)
-        x = trim_to_longest(self.preprocessor.pack(ids))
+        x = trim_to_longest(self.preprocessor.pack(ids), multiple=self._multiple)
         out = self.outputs(x)
         fits = positions + lengths <= self.seq_length - 1
         pos = tf.where(fits, positions, 0).to_tensor()
@@ -233,7 +259,7 @@ def model_seq_length(md: ModelDir) -> int:
 
 def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = None,
                  name: str = "", seq_length: int = 0, max_predictions: int = 20,
-                 top_k: int = 5, verify: bool = True) -> dict:
+                 top_k: int = 5, verify: bool = True, jit_compile: bool = False) -> dict:
     """Writes the SavedModels of a model directory; returns export.json's content.
 
     Every SavedModel is written into EXPORT_DIR/.staging-<name>-<version>/,
@@ -244,6 +270,9 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
     Args:
         seq_length: packed length of the raw-text signatures; 0 = the length the
             model was trained or fine-tuned at (config.json), else 128.
+        jit_compile: XLA-compile the model inside the two serving SavedModels (faster
+            on CPU, but stock TF Serving runs XLA only with --xla_cpu_compilation_enabled;
+            see WORKSPACE.md). The TF Hub encoder is never compiled (it is fine-tuned).
 
     Example:
         >>> export_model("runs/demo/bert_tiny", "runs/demo/export")  # doctest: +SKIP
@@ -280,8 +309,10 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
     shutil.rmtree(staging, ignore_errors=True)
     staged = {k: os.path.join(staging, k) for k in final}
 
-    serving = ServingModule(md, model, seq_length, max_predictions, top_k)
-    ids_only = ServingModule(md, model, seq_length, max_predictions, top_k, with_text=False)
+    serving = ServingModule(md, model, seq_length, max_predictions, top_k,
+                            jit_compile=jit_compile)
+    ids_only = ServingModule(md, model, seq_length, max_predictions, top_k, with_text=False,
+                             jit_compile=jit_compile)
     hub_encoder = HubEncoder(encoder)
     hub_preprocessor = HubPreprocessor(serving.preprocessor, seq_length)
     sigs = serving.signatures()
@@ -295,7 +326,7 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
             "version": version, "seq_length": seq_length, "trained_seq_length": trained_at,
             "model": md.config["model"], "do_lower_case": md.do_lower_case,
             "tensorflow": tf.__version__, "tensorflow_text": _tf_text_version(),
-            "saved_models": final, "signatures": _describe(sigs)}
+            "jit_compile": jit_compile, "saved_models": final, "signatures": _describe(sigs)}
     if verify:
         try:
             info["verification"] = verify_export(serving, hub_encoder, staged)
@@ -338,7 +369,7 @@ def _expected(serving: "ServingModule", hub_encoder: HubEncoder, text, text_b):
     positions = None
     if serving.kind == "pretrainer":
         positions = serving.mask_positions(tf.constant(x["input_ids"]))[0].numpy()
-    ids = {k: v.numpy() for k, v in serving.outputs(
+    ids = {k: v.numpy() for k, v in serving.keras_outputs(
         {k: tf.constant(v) for k, v in x.items()},
         None if positions is None else tf.constant(positions)).items()}
     expected = {"ids/" + k: v for k, v in ids.items()}
@@ -356,7 +387,7 @@ def _expected(serving: "ServingModule", hub_encoder: HubEncoder, text, text_b):
         # becomes [UNK]); its per-token outputs are checked on its own ids.
         x_text = {k: v.numpy() for k, v in pre.pack(pre.tokenize_words(tf.constant(text))[0])
                   .items()}
-        expected.update({"text/" + k: v.numpy() for k, v in serving.outputs(
+        expected.update({"text/" + k: v.numpy() for k, v in serving.keras_outputs(
             {k: tf.constant(v) for k, v in x_text.items()}).items()})
     else:
         x_text = x
@@ -488,7 +519,10 @@ def define_flags():
     flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions predicted (pretrainer).",
                          lower_bound=1)
     flags.DEFINE_integer("top_k", 5, "Predictions per masked position (pretrainer).", lower_bound=1)
-    flags.DEFINE_bool("verify", True, "Reload in a fresh process and compare with Keras.")
+    flags.DEFINE_bool("verify", True, "Run every SavedModel as its clients do (session loader, "
+                      "tf.saved_model.load, saved_model_cli) and compare with Keras.")
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the model in the serving SavedModels "
+                      "(TF Serving then needs --xla_cpu_compilation_enabled on CPU).")
 
 
 def main(argv):
@@ -498,7 +532,7 @@ def main(argv):
         info = export_model(FLAGS.model_dir, FLAGS.export_dir, version=FLAGS.version or None,
                             name=FLAGS.name, seq_length=FLAGS.max_seq_length,
                             max_predictions=FLAGS.max_predictions_per_seq, top_k=FLAGS.top_k,
-                            verify=FLAGS.verify)
+                            verify=FLAGS.verify, jit_compile=FLAGS.jit_compile)
     except ExportError as e:
         sys.exit(f"export: {e}")
     print(json.dumps({"serving": info["saved_models"]["serving"], "version": info["version"],

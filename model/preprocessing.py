@@ -185,15 +185,20 @@ class BertTextPreprocessor(tf.Module):
 PACKED = ("input_ids", "input_mask", "segment_ids")
 
 
-def trim_to_longest(batch: dict, per_token: tuple = PACKED) -> dict:
+def trim_to_longest(batch: dict, per_token: tuple = PACKED, multiple: int = 1) -> dict:
     """Cuts a batch's per-token [B, L] entries to its longest sequence (dynamic padding).
 
     A review of 30 tokens then costs 30 positions, not max_seq_length. Used by
     the serving signatures and by fine-tuning (which adds 2-D labels to
     per_token); other entries (class labels, span positions) pass through.
+    With multiple > 1 the length is rounded up to a multiple of it (at most L),
+    so that an XLA-compiled model sees a few shapes, not one per length.
     """
     batch = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
     longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
+    if multiple > 1:
+        longest = tf.minimum((longest + multiple - 1) // multiple * multiple,
+                             tf.shape(batch["input_mask"])[1])
     return {k: v[:, :longest] if k in per_token else v for k, v in batch.items()}
 
 

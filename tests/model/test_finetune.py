@@ -42,6 +42,12 @@ def test_glue_tasks(task, folder, dev, metrics, tmp_path):
     assert config["kind"] == ("regression" if task == "stsb" else "classification")
     assert config["task"]["pairs"] == (task not in ("cola", "sst2"))
     assert (tmp_path / "report.md").read_text().startswith(f"# Fine-tuning: {task}")
+    if task == "stsb":  # the regression kind, exported XLA-compiled: clients run it too
+        run_module("model.export", "--model_dir", tmp_path, "--export_dir", tmp_path / "x",
+                   "--name", "sts", "--jit_compile")
+        info = assert_served_by_every_client(tmp_path / "x", "sts", pairs=True)
+        assert info["jit_compile"] and info["seq_length"] == 32
+        assert sorted(info["signatures"]["serving_default"]["outputs"]) == ["input_ids", "score"]
 
 
 def _sentiment_rows(n, seed):
