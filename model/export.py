@@ -376,8 +376,7 @@ def _expected(serving: "ServingModule", hub_encoder: HubEncoder, text, text_b):
     expected.update({"ids_only/" + k: v for k, v in ids.items()})
     enc_in = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
               "input_type_ids": x["segment_ids"]}
-    enc = hub_encoder._model.obj({"token_ids": x["input_ids"], "segment_ids": x["segment_ids"],
-                                  "padding_mask": x["input_mask"]}, training=False)
+    enc = hub_encoder.keras_outputs(enc_in)
     expected["enc/sequence_output"] = enc["sequence_output"].numpy()
     expected["enc/pooled_output"] = expected["enc/default"] = enc["pooled_output"].numpy()
     for i, layer in enumerate(enc["encoder_outputs"]):

@@ -64,6 +64,12 @@ class HubEncoder(ExportRoot):
                 "sequence_output": tf.cast(out["sequence_output"], tf.float32),
                 "encoder_outputs": [tf.cast(x, tf.float32) for x in out["encoder_outputs"]]}
 
+    def keras_outputs(self, inputs: dict) -> dict:
+        """The Keras encoder's outputs (inference) on TF Hub inputs: the verification's reference."""
+        return self._model.obj({"token_ids": inputs["input_word_ids"],
+                                "segment_ids": inputs["input_type_ids"],
+                                "padding_mask": inputs["input_mask"]}, training=False)
+
     def signature(self):
         @tf.function(input_signature=[encoder_input_spec()])
         def serving_default(inputs):
