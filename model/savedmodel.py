@@ -20,6 +20,12 @@ tracks exactly those as `variables` / `trainable_variables` /
 variables the graph reads, each stored once, and TF Hub finds the same
 objects to train.
 
+Why not keras.export.ExportArchive, which also loads in the session loader:
+it tracks the Keras variables besides the captured ones, so every weight is
+stored twice (measured: 3.41 MB of variables for a 1.70 MB encoder, against
+1.70 MB here), and its root has no `__call__(inputs, training)`, which a
+TF Hub reusable SavedModel needs.
+
 Example:
     >>> root = ExportRoot()                                    # doctest: +SKIP
     >>> root.model = keras_free(model)                         # doctest: +SKIP
