@@ -23,6 +23,8 @@ Measured agreement with the pipeline's tokenizer and with all-MiniLM-L6-v2's
 own tokenizer.json: see tests/model/test_preprocessing.py.
 """
 
+import hashlib
+
 import tensorflow as tf
 import tensorflow_text as tf_text
 
@@ -36,6 +38,31 @@ _DROPPED = r"[\x{0}\x{fffd}\p{Cc}\p{Cf}\p{Co}]"
 # The CJK ideograph blocks of BERT's _is_chinese_char.
 _CJK = (r"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
         r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}])")
+
+
+class _VocabInitializer(tf.lookup.TextFileInitializer):
+    """vocab.txt -> {token: line number}, its table named by the vocabulary's content.
+
+    A table's shared name is the key of its resource in TensorFlow's resource
+    manager: tables of one name are one table, and the first to initialize it
+    wins. TextFileInitializer names it after its `filename` argument, here an
+    Asset, whose str() is "<...Asset object at 0x7f...>": a memory address.
+    A vocabulary built after another one was freed could then get the old
+    one's address, name and ids, in silence (seen: a test process tokenized
+    all 10,033 lead sections with the previous test's vocabulary). The same
+    name is baked into every exported SavedModel, where it could collide with
+    another export loaded in the same process. Named by a digest of the
+    vocabulary, two tables share a resource only if they hold the same map.
+    """
+
+    def __init__(self, asset, vocab_size: int, digest: str):
+        super().__init__(asset, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
+                         tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, vocab_size=vocab_size)
+        self._digest = digest
+
+    @property
+    def _shared_name(self):
+        return f"bert_vocab_{self._vocab_size}_{self._digest}"
 
 
 class BertTextPreprocessor(tf.Module):
@@ -69,10 +96,9 @@ class BertTextPreprocessor(tf.Module):
             ids["[CLS]"], ids["[SEP]"], ids["[MASK]"], ids["[PAD]"], ids["[UNK]"])
         self.vocab_size = len(vocab)
         self.vocab_file = tf.saved_model.Asset(vocab_file)
-        initializer = tf.lookup.TextFileInitializer(
-            self.vocab_file, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
-            tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER)
-        self.table = tf.lookup.StaticHashTable(initializer, default_value=-1)
+        digest = hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()[:16]
+        self.table = tf.lookup.StaticHashTable(
+            _VocabInitializer(self.vocab_file, len(vocab), digest), default_value=-1)
         self._wordpiece = tf_text.WordpieceTokenizer(
             self.table, suffix_indicator="##", max_bytes_per_word=100,
             token_out_type=tf.int64, unknown_token="[UNK]")

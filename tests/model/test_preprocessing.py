@@ -109,3 +109,23 @@ def test_pack_segments_equals_tf_text_round_robin_packing():
     words = tf.ragged.constant([[[7, 8], [9]], [[10]]], dtype=tf.int32)
     out = pack_segments([words], 6, 1, 2, 0)
     assert out["input_word_ids"].numpy().tolist() == [[1, 7, 8, 9, 2, 0], [1, 10, 2, 0, 0, 0]]
+
+
+def test_a_vocabulary_never_gets_another_ones_table(tmp_path, monkeypatch):
+    """Lookup tables are shared by name, and TF names a text-file table after str() of its
+    Asset: a memory address, which a vocabulary made after another was freed can get again
+    (a CI run tokenized all lead sections with an earlier test's vocabulary). Two Assets
+    that print alike stand for that reuse here."""
+    from tensorflow.python.trackable.asset import Asset
+
+    monkeypatch.setattr(Asset, "__repr__", lambda self: "<Asset object at 0x7f0000000000>")
+    base = (FIXTURES / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    swapped = list(base)
+    i, j = base.index("the"), base.index("stars")
+    swapped[i], swapped[j] = swapped[j], swapped[i]
+    (tmp_path / "swapped.txt").write_text("\n".join(swapped) + "\n", encoding="utf-8")
+    text = tf.constant(["the stars"])
+    first = BertTextPreprocessor(str(FIXTURES / "vocab.txt"))
+    second = BertTextPreprocessor(str(tmp_path / "swapped.txt"))
+    assert first.tokenize(text).to_list() == [[i, j]]
+    assert second.tokenize(text).to_list() == [[j, i]]
