@@ -56,19 +56,17 @@ class HubEncoder(ExportRoot):
 
     @tf.function
     def __call__(self, inputs, training=None):
-        out = self._model.obj({"token_ids": inputs["input_word_ids"],
-                               "segment_ids": inputs["input_type_ids"],
-                               "padding_mask": inputs["input_mask"]}, training=bool(training))
+        out = self.keras_outputs(inputs, training=bool(training))
         pooled = tf.cast(out["pooled_output"], tf.float32)
         return {"pooled_output": pooled, "default": pooled,
                 "sequence_output": tf.cast(out["sequence_output"], tf.float32),
                 "encoder_outputs": [tf.cast(x, tf.float32) for x in out["encoder_outputs"]]}
 
-    def keras_outputs(self, inputs: dict) -> dict:
-        """The Keras encoder's outputs (inference) on TF Hub inputs: the verification's reference."""
+    def keras_outputs(self, inputs: dict, training: bool = False) -> dict:
+        """The Keras encoder on TF Hub's input names (the verification's reference)."""
         return self._model.obj({"token_ids": inputs["input_word_ids"],
                                 "segment_ids": inputs["input_type_ids"],
-                                "padding_mask": inputs["input_mask"]}, training=False)
+                                "padding_mask": inputs["input_mask"]}, training=training)
 
     def signature(self):
         @tf.function(input_signature=[encoder_input_spec()])
