@@ -63,6 +63,8 @@ def _columns(request: dict, specs: dict) -> dict:
 
 
 def predict(saved_model: str, request: dict) -> dict:
+    if not isinstance(request, dict):
+        raise RequestError("the request body must be a JSON object")
     signature = request.get("signature_name", "serving_default")
     signatures = tf.saved_model.load(saved_model).signatures
     if signature not in signatures:
