@@ -42,7 +42,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from model.export_check import ClientError, run_clients, saved_model_cli, saved_model_cli_run
-from model.hub_export import ENCODER_INPUTS, HubEncoder, HubPreprocessor
+from model.hub_export import HubEncoder, HubPreprocessor, hub_inputs
 from model.model_dir import (ModelDir, ModelDirError, load_model, open_model_dir,
                              quiet_tensorflow)
 from model.preprocessing import BertTextPreprocessor, trim_to_longest
@@ -374,8 +374,7 @@ def _expected(serving: "ServingModule", hub_encoder: HubEncoder, text, text_b):
         None if positions is None else tf.constant(positions)).items()}
     expected = {"ids/" + k: v for k, v in ids.items()}
     expected.update({"ids_only/" + k: v for k, v in ids.items()})
-    enc_in = {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
-              "input_type_ids": x["segment_ids"]}
+    enc_in = hub_inputs(x)
     enc = hub_encoder.keras_outputs(enc_in)
     expected["enc/sequence_output"] = enc["sequence_output"].numpy()
     expected["enc/pooled_output"] = expected["enc/default"] = enc["pooled_output"].numpy()
@@ -402,8 +401,7 @@ def _expected(serving: "ServingModule", hub_encoder: HubEncoder, text, text_b):
     pair = {k: v.numpy() for k, v in pre.pack(pre.tokenize(tf.constant(text)),
                                               pre.tokenize(tf.constant(text_b))).items()}
     for key, packed in (("pre", single), ("pair", pair)):
-        expected.update({f"{key}/{h}": packed[o] for h, o in zip(
-            ENCODER_INPUTS, ("input_ids", "input_mask", "segment_ids"))})
+        expected.update({f"{key}/{k}": v for k, v in hub_inputs(packed).items()})
     ids_inputs = dict(x, **({} if positions is None else {"masked_lm_positions": positions}))
     masks = {"text": x_text["input_mask"] > 0, "ids": x["input_mask"] > 0}
     return expected, ids_inputs, enc_in, masks

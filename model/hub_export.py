@@ -34,6 +34,12 @@ from model.savedmodel import ExportRoot, keras_free, save
 ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
 
 
+def hub_inputs(packed: dict) -> dict:
+    """Our packed inputs (input_ids, input_mask, segment_ids) under TF Hub's names."""
+    return dict(zip(ENCODER_INPUTS, (packed["input_ids"], packed["input_mask"],
+                                     packed["segment_ids"])))
+
+
 def encoder_input_spec() -> dict:
     return {k: tf.TensorSpec([None, None], tf.int32, name=k) for k in ENCODER_INPUTS}
 
@@ -136,19 +142,14 @@ class HubPreprocessor(ExportRoot):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text):
-        return self._hub_names(self.pre.pack(self.pre.tokenize(text), None, self.seq_length))
+        return hub_inputs(self.pre.pack(self.pre.tokenize(text), None, self.seq_length))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
                                   tf.TensorSpec([None], tf.string, name="text_b")])
     def pair(self, text, text_b):
         """Two texts, truncated longest-first as fine-tuning does ("" = no second text)."""
         p = self.pre
-        return self._hub_names(p.pack(p.tokenize(text), p.tokenize(text_b), self.seq_length))
-
-    @staticmethod
-    def _hub_names(x):
-        return {"input_word_ids": x["input_ids"], "input_mask": x["input_mask"],
-                "input_type_ids": x["segment_ids"]}
+        return hub_inputs(p.pack(p.tokenize(text), p.tokenize(text_b), self.seq_length))
 
     def write(self, path: str) -> None:
         save(self, path, {"serving_default": self.__call__.get_concrete_function(),

@@ -192,26 +192,44 @@ class BertTextPreprocessor(tf.Module):
         # in closed form: a keeps min(len_a, max(ceil(budget/2), budget - len_b)).
         keep_a = tf.minimum(len_a, tf.maximum((budget + 1) // 2, budget - len_b))
         keep_b = tf.minimum(len_b, budget - keep_a)
-        # Each output column says where its id comes from: dense [B, L] selects and
-        # gathers. (Ragged masks, concats and to_tensor cost ~0.4 ms a batch-1 call,
-        # more than the whole rest of tokenization: measured, see README.)
-        col = tf.range(L)[None, :]
-        ka, kb = keep_a[:, None], keep_b[:, None]
-        b_first = ka + 2
-        total = b_first + kb + has_b[:, None]
-        ids = tf.zeros_like(col + ka) + self.pad_id  # [B, L], L static when it is
-        for segment, first, keep in ((a, 1, ka), (b, b_first, kb)):
-            values = tf.concat([segment.values, [self.pad_id]], 0)  # never empty
-            start = tf.cast(segment.row_splits[:-1], tf.int32)[:, None]
-            index = tf.clip_by_value(start + col - first, 0, tf.size(values) - 1)
-            inside = tf.logical_and(col >= first, col < first + keep)
-            ids = tf.where(inside, tf.gather(values, index), ids)
-        ids = tf.where(col == 0, self.cls_id, ids)
-        is_sep = tf.logical_or(col == ka + 1, tf.logical_and(col == total - 1, has_b[:, None] > 0))
-        ids = tf.where(is_sep, self.sep_id, ids)
-        real = col < total
-        return {"input_ids": ids, "input_mask": tf.cast(real, tf.int32),
-                "segment_ids": tf.cast(tf.logical_and(real, col >= b_first), tf.int32)}
+        ids, mask, types = place_segments([a, b], [keep_a, keep_b], [tf.ones_like(has_b), has_b],
+                                          L, self.cls_id, self.sep_id, self.pad_id)
+        return {"input_ids": ids, "input_mask": mask, "segment_ids": types}
+
+
+def place_segments(segments, keeps, seps, length, cls_id: int, sep_id: int, pad_id: int):
+    """[CLS] s0[:k0] [SEP] s1[:k1] [SEP] ... padded to length, on a dense [B, length] grid.
+
+    Every output column says where its id comes from (selects and gathers):
+    ragged masks, concats and to_tensor cost ~0.4 ms a batch-1 serving call,
+    more than the whole rest of tokenization (measured, see README).
+
+    Args:
+        segments: RaggedTensors [B, tokens] int32.
+        keeps: [B] int32 per segment, tokens it keeps (at most its length).
+        seps: [B] int32 per segment, 1 where its [SEP] follows it, else 0.
+        length: the packed length (int or scalar int32 tensor).
+    Returns:
+        (ids, mask, type ids), each [B, length] int32; segment i and its [SEP]
+        have type id i.
+    """
+    col = tf.range(length)[None, :]
+    ids = tf.zeros_like(col + keeps[0][:, None]) + pad_id  # [B, L], L static when it is
+    types = tf.zeros_like(ids)
+    ids = tf.where(col == 0, cls_id, ids)
+    first = 1
+    for i, (segment, keep, sep) in enumerate(zip(segments, keeps, seps)):
+        keep, sep = keep[:, None], sep[:, None]
+        values = tf.concat([segment.values, [pad_id]], 0)  # never empty
+        start = tf.cast(segment.row_splits[:-1], tf.int32)[:, None]
+        index = tf.clip_by_value(start + col - first, 0, tf.size(values) - 1)
+        inside = tf.logical_and(col >= first, col < first + keep)
+        is_sep = tf.logical_and(col == first + keep, sep > 0)
+        ids = tf.where(inside, tf.gather(values, index), ids)
+        ids = tf.where(is_sep, sep_id, ids)
+        types = tf.where(tf.logical_or(inside, is_sep), i, types)
+        first = first + keep + sep
+    return ids, tf.cast(col < first, tf.int32), types
 
 
 PACKED = ("input_ids", "input_mask", "segment_ids")
@@ -277,14 +295,7 @@ def pack_segments(segments, seq_length, cls_id: int, sep_id: int, pad_id: int) -
     seq_length = tf.cast(seq_length, tf.int32)
     lengths = tf.stack([tf.cast(s.row_lengths(), tf.int32) for s in segs], axis=1)
     keep = round_robin_lengths(lengths, seq_length - len(segs) - 1)
-    ones = tf.ones([segs[0].nrows(), 1], tf.int32)
-    ids, types = [tf.RaggedTensor.from_tensor(ones * cls_id)], [tf.RaggedTensor.from_tensor(0 * ones)]
-    for i, s in enumerate(segs):
-        s = tf.ragged.boolean_mask(s, tf.ragged.range(lengths[:, i]) < keep[:, i:i + 1])
-        ids += [s, tf.RaggedTensor.from_tensor(ones * sep_id)]
-        types += [tf.ones_like(s) * i, tf.RaggedTensor.from_tensor(ones * i)]
-    ids, types = tf.concat(ids, axis=1), tf.concat(types, axis=1)
-    shape = tf.stack([tf.cast(ids.nrows(), tf.int32), seq_length])
-    return {"input_word_ids": ids.to_tensor(default_value=pad_id, shape=shape),
-            "input_mask": tf.ones_like(ids).to_tensor(shape=shape),
-            "input_type_ids": types.to_tensor(shape=shape)}
+    ids, mask, types = place_segments(
+        segs, tf.unstack(keep, num=len(segs), axis=1),
+        [tf.ones_like(lengths[:, 0])] * len(segs), seq_length, cls_id, sep_id, pad_id)
+    return {"input_word_ids": ids, "input_mask": mask, "input_type_ids": types}
