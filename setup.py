@@ -33,8 +33,8 @@ setuptools.setup(
     ],
     entry_points={
         "console_scripts": [
-            "bert-inspect=tfrecords.inspect:run",
-            "bert-sample-data=pipeline.sample_data:run",
+            "bert-inspect=tfrecords.inspect:entry_point",
+            "bert-sample-data=pipeline.sample_data:entry_point",
             "bert-create-pretraining-data=pipeline.create_pretraining_data:entry_point",
             "bert-build-vocab=pipeline.build_vocab:entry_point",
             "bert-pretrain=model.pretrain:entry_point",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_pretrain.py [--repeats 3] [--steps 30]
 
 bert_tiny and bert_mini, global batch 32, seq 128, 20 predictions, MLM+NSP,
-fp32, on this CPU. Ours is model.training's real train step over a real
+fp32, on this CPU. Ours is model.engine's real train step over a real
 dataset (the lead sections through our pipeline, uncased vocab, 30,522);
 the peer is transformers' BertForPreTraining with a plain AdamW loop,
 gathering the masked positions before the vocabulary projection (as
@@ -44,13 +44,13 @@ def train_flops_per_sequence(size: str) -> float:
 def ours(size: str, steps: int, dataset: str) -> dict:
     sys.path.insert(0, ROOT)
     from model.optimization import OptimizerConfig
-    from model.training import TrainConfig, Trainer
+    from model.pretraining import PretrainConfig, Pretrainer
 
     out = tempfile.mkdtemp()
-    trainer = Trainer(TrainConfig(input_file=dataset, output_dir=out, preset=size,
+    trainer = Pretrainer(PretrainConfig(input_file=dataset, output_dir=out, preset=size,
                                   train_batch_size=BATCH, optimizer=OptimizerConfig(
                                       num_train_steps=10**6, num_warmup_steps=100)))
-    step = trainer._train_step_fn()
+    step = trainer.engine._train_step_fn(trainer.task)
     iterator = iter(trainer._dataset(trainer.source, BATCH, True))
     for _ in range(3):
         float(step(iterator)["loss"])

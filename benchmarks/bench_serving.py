@@ -86,10 +86,11 @@ def hf_layout_from_ours(model_dir: str, out: str):
     import numpy as np
     from safetensors.numpy import save_file
 
-    from model.model_dir import load_model, open_model_dir
+    from model.model_dir import open_model_dir
+    from model.tasks import load_model
 
     md = open_model_dir(model_dir)
-    model, _ = load_model(md)
+    model, _, _ = load_model(md)
     cfg = md.model_config
     w = {v.path.replace("backbone/", ""): v.numpy() for v in model.weights}
     H, n = cfg.hidden_dim, cfg.num_heads

@@ -41,8 +41,28 @@ def activation(name: str):
     raise ValueError(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {name!r}")
 
 
-def _initializer():
+def bert_initializer():
+    """BERT's weight initializer (truncated normal, stddev 0.02), for the encoder and every head."""
     return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+# The dataset's (google-research/bert's) input names -> keras-hub's, and TF Hub's.
+BERT_INPUTS = ("input_ids", "input_mask", "segment_ids")
+KERAS_HUB_NAMES = {"input_ids": "token_ids", "input_mask": "padding_mask",
+                   "segment_ids": "segment_ids"}
+TF_HUB_NAMES = {"input_ids": "input_word_ids", "input_mask": "input_mask",
+                "segment_ids": "input_type_ids"}
+
+
+def encoder_inputs(batch: dict, names: dict = None) -> dict:
+    """A batch under BERT's input names -> the encoder's (keras-hub's) names, or `names`'.
+
+    Example:
+        >>> sorted(encoder_inputs({"input_ids": 1, "input_mask": 2, "segment_ids": 3}))
+        ['padding_mask', 'segment_ids', 'token_ids']
+    """
+    names = names or KERAS_HUB_NAMES
+    return {names[k]: batch[k] for k in BERT_INPUTS}
 
 
 @keras.saving.register_keras_serializable(package="bert_pipeline")
@@ -72,12 +92,12 @@ class BertEncoder(keras_hub.models.Backbone):
         # === Layers (names as keras-hub's BertBackbone) ===
         self.token_embedding = ReversibleEmbedding(
             input_dim=vocabulary_size, output_dim=hidden_dim,
-            embeddings_initializer=_initializer(), dtype=dtype, name="token_embedding")
+            embeddings_initializer=bert_initializer(), dtype=dtype, name="token_embedding")
         self.position_embedding = PositionEmbedding(
-            initializer=_initializer(), sequence_length=max_sequence_length, dtype=dtype,
+            initializer=bert_initializer(), sequence_length=max_sequence_length, dtype=dtype,
             name="position_embedding")
         self.segment_embedding = keras.layers.Embedding(
-            input_dim=num_segments, output_dim=hidden_dim, embeddings_initializer=_initializer(),
+            input_dim=num_segments, output_dim=hidden_dim, embeddings_initializer=bert_initializer(),
             dtype=dtype, name="segment_embedding")
         self.embeddings_add = keras.layers.Add(dtype=dtype, name="embeddings_add")
         self.embeddings_layer_norm = keras.layers.LayerNormalization(
@@ -88,10 +108,10 @@ class BertEncoder(keras_hub.models.Backbone):
             TransformerEncoder(
                 num_heads=num_heads, intermediate_dim=intermediate_dim, activation=act,
                 dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
-                kernel_initializer=_initializer(), dtype=dtype, name=f"transformer_layer_{i}")
+                kernel_initializer=bert_initializer(), dtype=dtype, name=f"transformer_layer_{i}")
             for i in range(num_layers)]
         self.pooled_dense = keras.layers.Dense(
-            hidden_dim, kernel_initializer=_initializer(), activation="tanh", dtype=dtype,
+            hidden_dim, kernel_initializer=bert_initializer(), activation="tanh", dtype=dtype,
             name="pooled_dense")
 
         # === Functional model ===

@@ -28,16 +28,16 @@ seq_length=N)` takes a list of 1-3 tokenized segments; `pair(text, text_b)`.
 import keras
 import tensorflow as tf
 
+from model.encoder import BERT_INPUTS, TF_HUB_NAMES, encoder_inputs
 from model.preprocessing import BertTextPreprocessor, pack_segments
 from model.savedmodel import ExportRoot, keras_free, save
 
-ENCODER_INPUTS = ("input_word_ids", "input_mask", "input_type_ids")
+ENCODER_INPUTS = tuple(TF_HUB_NAMES[k] for k in BERT_INPUTS)
 
 
 def hub_inputs(packed: dict) -> dict:
     """Our packed inputs (input_ids, input_mask, segment_ids) under TF Hub's names."""
-    return dict(zip(ENCODER_INPUTS, (packed["input_ids"], packed["input_mask"],
-                                     packed["segment_ids"])))
+    return encoder_inputs(packed, TF_HUB_NAMES)
 
 
 def encoder_input_spec() -> dict:
@@ -70,9 +70,8 @@ class HubEncoder(ExportRoot):
 
     def keras_outputs(self, inputs: dict, training: bool = False) -> dict:
         """The Keras encoder on TF Hub's input names (the verification's reference)."""
-        return self._model.obj({"token_ids": inputs["input_word_ids"],
-                                "segment_ids": inputs["input_type_ids"],
-                                "padding_mask": inputs["input_mask"]}, training=training)
+        bert = {k: inputs[TF_HUB_NAMES[k]] for k in BERT_INPUTS}
+        return self._model.obj(encoder_inputs(bert), training=training)
 
     def signature(self):
         @tf.function(input_signature=[encoder_input_spec()])

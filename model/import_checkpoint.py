@@ -310,7 +310,7 @@ def define_flags():
 
 def main(argv):
     del argv
-    from model.model_dir import quiet_tensorflow
+    from model.cli import quiet_tensorflow
     quiet_tensorflow()
     lower = {"auto": None, "true": True, "false": False}[FLAGS.do_lower_case]
     try:

@@ -1,12 +1,17 @@
 """The model-directory contract shared by pretraining, import, fine-tuning and export.
 
-    MODEL_DIR/config.json    {"kind", "model": ModelConfig, "tokenizer": {"do_lower_case"},
+    MODEL_DIR/config.json    {"kind", "model": ModelConfig,
+                              "inputs": {"max_seq_length", "vocab_file", "vocab_size",
+                                         "do_lower_case"},
                               ...what made it: "training" | "source" | "task"}
     MODEL_DIR/vocab.txt
     MODEL_DIR/checkpoints/   tf.train.Checkpoint(model=..., encoder=<the BertEncoder>[, optimizer])
 
 `kind` is "pretrainer" (encoder + MLM/NSP heads), "encoder" (an imported
-checkpoint without heads) or a fine-tuning task's kind (see model.tasks).
+checkpoint without heads) or a fine-tuning task's kind: the name under which
+its task class is registered (model/tasks/). `inputs` says what the model was
+trained on; export, predict and fine-tuning take their defaults from it.
+config.json is written here only (write_model_dir).
 Every checkpoint names the encoder as `encoder`, so any model directory can
 seed another model's encoder whatever heads either has.
 """
@@ -20,13 +25,8 @@ import tensorflow as tf
 
 from model.encoder import BertEncoder
 from model.presets import ConfigError, ModelConfig
-
-
-def quiet_tensorflow():
-    """TensorFlow's Python INFO lines (asset writing, sharding callbacks) off the console."""
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)
-    tf.get_logger().setLevel("ERROR")
+from tfrecords.shards import DatasetError
+from tfrecords.vocab import read_vocab
 
 
 class ModelDirError(Exception):
@@ -65,6 +65,19 @@ class ModelDir:
         return latest
 
     @property
+    def max_seq_length(self) -> int:
+        """The length the model was trained or fine-tuned at (0 when the directory does not say).
+
+        The `inputs` block; directories written before it record the length under
+        "task", "dataset" or "training".
+        """
+        for section in ("inputs", "task", "dataset", "training"):
+            value = self.config.get(section, {}).get("max_seq_length")
+            if value:
+                return int(value)
+        return 0
+
+    @property
     def next_sentence(self) -> bool:
         """A pretrainer with an NSP head (datasets made without NSP have none)."""
         return bool(self.config.get("dataset", {}).get("next_sentence", True))
@@ -91,28 +104,43 @@ def open_model_dir(path: str) -> ModelDir:
     vocab_file = os.path.join(path, "vocab.txt")
     if not os.path.isfile(vocab_file):
         raise ModelDirError(f"{path} has no vocab.txt")
-    with open(vocab_file, encoding="utf-8") as f:
-        vocab_size = sum(1 for _ in f)
+    try:
+        vocab_size = len(read_vocab(vocab_file))
+    except DatasetError as e:
+        raise ModelDirError(str(e)) from None
     if vocab_size != model_config.vocabulary_size:
         raise ModelDirError(f"{vocab_file} has {vocab_size} tokens but the model's "
                             f"vocabulary_size is {model_config.vocabulary_size}")
-    do_lower_case = bool(config.get("tokenizer", {}).get("do_lower_case", True))
+    casing = config.get("inputs") or config.get("tokenizer", {})
+    do_lower_case = bool(casing.get("do_lower_case", True))
     return ModelDir(path=path, config=config, model_config=model_config,
                     kind=config.get("kind", "pretrainer"), vocab_file=vocab_file,
                     do_lower_case=do_lower_case)
 
 
 def write_model_dir(path: str, *, kind: str, model_config: ModelConfig, vocab: Sequence[str],
-                    do_lower_case: bool, extra: Optional[dict] = None) -> None:
-    """Writes config.json and vocab.txt (the checkpoint is the caller's)."""
+                    do_lower_case: bool, max_seq_length: int = 0,
+                    extra: Optional[dict] = None) -> None:
+    """Writes config.json and vocab.txt (the checkpoint is the caller's); the one writer.
+
+    Args:
+        kind: "pretrainer", "encoder" or a registered task's kind.
+        max_seq_length: the length the model was trained at (0: unknown, e.g. an import).
+        extra: what made the model ("training", "dataset", "source", "task", ...).
+    """
     os.makedirs(path, exist_ok=True)
-    data = {"kind": kind, "model": dataclasses.asdict(model_config),
-            "tokenizer": {"do_lower_case": do_lower_case}, "vocab_size": len(vocab)}
+    inputs = {"max_seq_length": int(max_seq_length), "vocab_file": "vocab.txt",
+              "vocab_size": len(vocab), "do_lower_case": bool(do_lower_case)}
+    data = {"kind": kind, "model": dataclasses.asdict(model_config), "inputs": inputs,
+            # Read by model directories of earlier versions of this project.
+            "tokenizer": {"do_lower_case": bool(do_lower_case)}, "vocab_size": len(vocab)}
     data.update(extra or {})
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
+    tmp = os.path.join(path, ".config.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=True)
     with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(vocab) + "\n")
+    os.replace(tmp, os.path.join(path, "config.json"))
 
 
 def build_encoder(model_config: ModelConfig, name: str = "backbone") -> BertEncoder:
@@ -120,7 +148,7 @@ def build_encoder(model_config: ModelConfig, name: str = "backbone") -> BertEnco
     return BertEncoder(**model_config.backbone_kwargs(), name=name)
 
 
-def _restore(model_dir: ModelDir, what: str, **objects) -> str:
+def restore(model_dir: ModelDir, what: str, **objects) -> str:
     """Restores objects (by checkpoint name) from the latest checkpoint; every variable
     they hold must be found there, else a one-line error naming the checkpoint."""
     latest = model_dir.latest_checkpoint()
@@ -136,25 +164,4 @@ def _restore(model_dir: ModelDir, what: str, **objects) -> str:
 
 def restore_encoder(model_dir: ModelDir, encoder: BertEncoder) -> str:
     """Loads the encoder weights of `model_dir`'s latest checkpoint into `encoder`."""
-    return _restore(model_dir, "encoder", encoder=encoder)
-
-
-def load_model(model_dir: ModelDir):
-    """The model of a directory's kind, weights restored.
-
-    Returns (model, encoder): for a pretrainer, the pretrainer (its inputs are
-    the dataset's names); for an encoder, the encoder itself; for a
-    fine-tuned task, the task model (see model.tasks).
-    """
-    from model.pretrainer import build_pretrainer  # noqa: keep import cycles out
-
-    if model_dir.kind == "pretrainer":
-        model = build_pretrainer(model_dir.model_config, next_sentence=model_dir.next_sentence)
-        encoder = model.get_layer("backbone")
-    elif model_dir.kind == "encoder":
-        model = encoder = build_encoder(model_dir.model_config)
-    else:
-        from model import tasks
-        model, encoder = tasks.build_task_model(model_dir)
-    _restore(model_dir, model_dir.kind, model=model)
-    return model, encoder
+    return restore(model_dir, "encoder", encoder=encoder)

@@ -28,6 +28,9 @@ import hashlib
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tfrecords.shards import DatasetError
+from tfrecords.vocab import read_vocab, special_ids
+
 OPS_NEEDED = ("WordpieceTokenizeWithOffsets", "RegexSplitWithOffsets", "NormalizeUTF8")
 
 # Unicode punctuation, plus the ASCII symbols BERT counts as punctuation.
@@ -84,12 +87,11 @@ class BertTextPreprocessor(tf.Module):
     def __init__(self, vocab_file: str, do_lower_case: bool = True, seq_length: int = 128,
                  name: str = "bert_text_preprocessor"):
         super().__init__(name=name)
-        with open(vocab_file, encoding="utf-8") as f:
-            vocab = [line.rstrip("\n") for line in f]
-        ids = {t: i for i, t in enumerate(vocab)}
-        missing = [t for t in ("[CLS]", "[SEP]", "[UNK]", "[MASK]", "[PAD]") if t not in ids]
-        if missing:
-            raise ValueError(f"vocabulary {vocab_file} lacks BERT's special tokens {missing}")
+        try:
+            vocab = read_vocab(vocab_file)
+            ids = special_ids(vocab, f"vocabulary {vocab_file}")
+        except DatasetError as e:
+            raise ValueError(str(e)) from None
         self.do_lower_case = do_lower_case
         self.seq_length = seq_length
         self.cls_id, self.sep_id, self.mask_id, self.pad_id, self.unk_id = (
@@ -236,7 +238,7 @@ PACKED = ("input_ids", "input_mask", "segment_ids")
 
 
 def trim_to_longest(batch: dict, per_token: tuple = PACKED, multiple: int = 1) -> dict:
-    """Cuts a batch's per-token [B, L] entries to its longest sequence (dynamic padding).
+    """Cuts a batch's per-token [..., L] entries to its longest sequence (dynamic padding).
 
     A review of 30 tokens then costs 30 positions, not max_seq_length. Used by
     the serving signatures and by fine-tuning (which adds 2-D labels to
@@ -245,11 +247,11 @@ def trim_to_longest(batch: dict, per_token: tuple = PACKED, multiple: int = 1) -
     so that an XLA-compiled model sees a few shapes, not one per length.
     """
     batch = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1))
+    mask = tf.cast(batch["input_mask"], tf.int32)  # [B, L], or [B, choices, L]
+    longest = tf.reduce_max(tf.reduce_sum(mask, axis=-1))
     if multiple > 1:
-        longest = tf.minimum((longest + multiple - 1) // multiple * multiple,
-                             tf.shape(batch["input_mask"])[1])
-    return {k: v[:, :longest] if k in per_token else v for k, v in batch.items()}
+        longest = tf.minimum((longest + multiple - 1) // multiple * multiple, tf.shape(mask)[-1])
+    return {k: v[..., :longest] if k in per_token else v for k, v in batch.items()}
 
 
 def round_robin_lengths(lengths: tf.Tensor, budget) -> tf.Tensor:

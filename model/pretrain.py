@@ -10,94 +10,71 @@ checkpoint in MODEL_DIR/checkpoints. --init_checkpoint starts a new run
 (e.g. phase 2 at a longer max_seq_length) from another run's weights.
 """
 
-import sys
-
 from absl import app, flags
 
-from model.distribute import STRATEGIES
+from model import cli
+from model.engine import TrainingError
 from model.optimization import OptimizerConfig
 from model.presets import PRESETS
-from model.training import TrainConfig, TrainingError, train
+from model.pretraining import PretrainConfig, pretrain
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("input_file", None, "Dataset directory, or TFRecord file patterns.")
-flags.DEFINE_string("output_dir", None, "Model directory: checkpoints, logs, config.json.")
-flags.DEFINE_enum("preset", "bert_tiny", list(PRESETS), "Model size.")
-flags.DEFINE_multi_string("model_override", [], "FIELD=VALUE over the preset, e.g. dropout=0.0.")
-flags.DEFINE_string("vocab_file", "", "vocab.txt (default: the dataset's).")
-flags.DEFINE_string("init_checkpoint", "", "Start from these weights (a model dir or checkpoint).")
-flags.DEFINE_integer("train_batch_size", 32, "Global batch size (over all replicas).", lower_bound=1)
-flags.DEFINE_integer("max_seq_length", 0, "Must equal the dataset's (0: take the dataset's).",
-                     lower_bound=0)
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Masked positions per sequence (dynamic-masking datasets only).",
-                     lower_bound=1)
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (dynamic-masking datasets only).")
-flags.DEFINE_integer("num_train_steps", 100_000, "Optimizer steps.", lower_bound=1)
-flags.DEFINE_integer("num_warmup_steps", 10_000, "Linear warmup steps.", lower_bound=0)
-flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", lower_bound=0.0)
-flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at num_train_steps.")
-flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power (1: linear).")
-flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
-flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNorm, biases).")
-flags.DEFINE_float("clip_norm", 1.0, "Global gradient norm clip (0: none).")
-flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per optimizer step.",
-                     lower_bound=1)
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint every N steps.", lower_bound=1)
-flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.", lower_bound=1)
-flags.DEFINE_integer("log_steps", 100, "Log (console, TensorBoard) every N steps.", lower_bound=1)
-flags.DEFINE_enum("strategy", "auto", list(STRATEGIES), "Distribution strategy.")
-flags.DEFINE_string("tpu", "", "TPU name or address for --strategy tpu.")
-flags.DEFINE_integer("num_cpu_devices", 0,
-                     "Split the CPU into N logical devices (mirrored/multi_worker on CPU).",
-                     lower_bound=0)
-flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
-                  "Keras dtype policy.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, measured).")
-flags.DEFINE_string("eval_input_file", "", "Evaluate on this dataset (its eval split) at the end.")
-flags.DEFINE_integer("eval_batch_size", 64, "Eval batch size.", lower_bound=1)
-flags.DEFINE_integer("max_eval_steps", 0, "Eval batches at most (0: all).", lower_bound=0)
-flags.DEFINE_integer("seed", 12345, "Seed of the initial weights, dropout and shuffling.")
-flags.DEFINE_bool("shuffle", True, "Shuffle files and records (--noshuffle: in order).")
 
 
-def config_from_flags() -> TrainConfig:
-    return TrainConfig(
-        input_file=FLAGS.input_file, output_dir=FLAGS.output_dir, preset=FLAGS.preset,
-        model_overrides=tuple(FLAGS.model_override), vocab_file=FLAGS.vocab_file,
-        train_batch_size=FLAGS.train_batch_size, max_seq_length=FLAGS.max_seq_length,
-        max_predictions_per_seq=FLAGS.max_predictions_per_seq,
-        masked_lm_prob=FLAGS.masked_lm_prob,
-        optimizer=OptimizerConfig(
-            optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
-            end_learning_rate=FLAGS.end_learning_rate, num_train_steps=FLAGS.num_train_steps,
-            num_warmup_steps=FLAGS.num_warmup_steps, decay_power=FLAGS.decay_power,
-            weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm,
-            gradient_accumulation_steps=FLAGS.gradient_accumulation_steps),
-        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
-        keep_checkpoint_max=FLAGS.keep_checkpoint_max, log_steps=FLAGS.log_steps,
-        strategy=FLAGS.strategy, tpu=FLAGS.tpu, num_cpu_devices=FLAGS.num_cpu_devices,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-        init_checkpoint=FLAGS.init_checkpoint, eval_input_file=FLAGS.eval_input_file,
-        eval_batch_size=FLAGS.eval_batch_size, max_eval_steps=FLAGS.max_eval_steps,
-        seed=FLAGS.seed, shuffle=FLAGS.shuffle)
+def define_flags():
+    """The command's flags (the engine's are model/cli.py's, shared with model.finetune)."""
+    flags.DEFINE_string("input_file", None, "Dataset directory, or TFRecord file patterns.")
+    flags.DEFINE_string("output_dir", None, "Model directory: checkpoints, logs, config.json.")
+    flags.DEFINE_enum("preset", "bert_tiny", list(PRESETS), "Model size.")
+    flags.DEFINE_multi_string("model_override", [], "FIELD=VALUE over the preset, e.g. "
+                              "dropout=0.0.")
+    flags.DEFINE_string("vocab_file", "", "vocab.txt (default: the dataset's).")
+    flags.DEFINE_string("init_checkpoint", "", "Start from these weights (a model dir or "
+                        "checkpoint).")
+    flags.DEFINE_integer("max_seq_length", 0, "Must equal the dataset's (0: take the dataset's).",
+                         lower_bound=0)
+    flags.DEFINE_integer("max_predictions_per_seq", 20,
+                         "Masked positions per sequence (dynamic-masking datasets only).",
+                         lower_bound=1)
+    flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (dynamic-masking datasets only).")
+    flags.DEFINE_integer("num_train_steps", 100_000, "Optimizer steps.", lower_bound=1)
+    flags.DEFINE_integer("num_warmup_steps", 10_000, "Linear warmup steps.", lower_bound=0)
+    flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", lower_bound=0.0)
+    flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at num_train_steps.")
+    flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power (1: linear).")
+    flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
+    flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNorm, biases).")
+    flags.DEFINE_string("eval_input_file", "", "Evaluate on this dataset (its eval split) at the "
+                        "end.")
+    flags.DEFINE_integer("eval_batch_size", 64, "Eval batch size.", lower_bound=1)
+    flags.DEFINE_integer("max_eval_steps", 0, "Eval batches at most (0: all).", lower_bound=0)
+    flags.DEFINE_bool("shuffle", True, "Shuffle files and records (--noshuffle: in order).")
+    cli.define_engine_flags(log_steps=100, seed=12345)
+
+
+def config_from_flags() -> PretrainConfig:
+    optimizer = OptimizerConfig(
+        optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
+        end_learning_rate=FLAGS.end_learning_rate, num_train_steps=FLAGS.num_train_steps,
+        num_warmup_steps=FLAGS.num_warmup_steps, decay_power=FLAGS.decay_power,
+        weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm,
+        gradient_accumulation_steps=FLAGS.gradient_accumulation_steps)
+    return cli.config_from_flags(PretrainConfig, optimizer=optimizer,
+                                 model_overrides=tuple(FLAGS.model_override))
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
+    cli.no_arguments(argv, "pretrain")
     try:
-        train(config_from_flags())
+        pretrain(config_from_flags())
     except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        raise SystemExit(f"pretrain: {e}") from None
 
 
 def entry_point():
     """Console-script entry point (`bert-pretrain`)."""
-    flags.mark_flags_as_required(['input_file', 'output_dir'])
+    define_flags()
+    flags.mark_flags_as_required(["input_file", "output_dir"])
     app.run(main)
 
 

@@ -16,14 +16,9 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from model.encoder import BertEncoder, activation
+from model.encoder import BertEncoder, activation, bert_initializer, encoder_inputs
 from model.heads import NextSentenceHead
 from model.presets import ModelConfig
-
-
-def bert_initializer():
-    """BERT's truncated normal, stddev 0.02."""
-    return keras.initializers.TruncatedNormal(stddev=0.02)
 
 
 def build_pretrainer(config: ModelConfig, *, next_sentence: bool = True,
@@ -55,8 +50,7 @@ def build_pretrainer(config: ModelConfig, *, next_sentence: bool = True,
         "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids"),
         "masked_lm_positions": keras.Input((None,), dtype="int32", name="masked_lm_positions"),
     }
-    encoded = backbone({"token_ids": inputs["input_ids"], "segment_ids": inputs["segment_ids"],
-                        "padding_mask": inputs["input_mask"]})
+    encoded = backbone(encoder_inputs(inputs))
     outputs = {"mlm_logits": mlm_head(encoded["sequence_output"],
                                       mask_positions=inputs["masked_lm_positions"])}
     if next_sentence:

@@ -16,9 +16,7 @@ from typing import Dict, List, Sequence
 from apache_beam.io.filesystems import FileSystems
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-from tfrecords.vocab import parse_vocab
-
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from tfrecords.vocab import SPECIAL_TOKENS, parse_vocab
 
 
 class VocabError(ValueError):

@@ -30,11 +30,12 @@ from tokenizers import BertWordPieceTokenizer
 
 from pipeline import readers
 from pipeline.pretraining_data import UsageError, parse_input
+from tfrecords.vocab import SPECIAL_TOKENS
 
 def special_tokens(num_unused: int) -> List[str]:
     """BERT's layout: [PAD], [unused0..], [UNK], [CLS], [SEP], [MASK]."""
-    return ["[PAD]", *(f"[unused{i}]" for i in range(num_unused)),
-            "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pad, *rest = SPECIAL_TOKENS
+    return [pad, *(f"[unused{i}]" for i in range(num_unused)), *rest]
 
 
 def iter_texts(files: Sequence[Tuple[str, str]], text_field: str, sample_fraction: float,

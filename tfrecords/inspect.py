@@ -133,10 +133,10 @@ def main(argv):
     return 0
 
 
-def run():
+def entry_point():
     """Console-script entry point (`bert-inspect`)."""
     app.run(main)
 
 
 if __name__ == "__main__":
-    run()
+    entry_point()

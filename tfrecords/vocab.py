@@ -1,8 +1,12 @@
 """Reading a WordPiece vocab.txt: one token per line, the line number is the id."""
 
-from typing import List
+from typing import Dict, List, Sequence
 
 from tfrecords.shards import DatasetError
+
+# BERT's special tokens: every vocabulary of both stages has them (in any order;
+# the pipeline's vocabulary learner puts [PAD] first, [unusedN] after it).
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def parse_vocab(raw: bytes, source: str) -> List[str]:
@@ -50,3 +54,17 @@ def read_vocab(path: str) -> List[str]:
     except tf.errors.NotFoundError:
         raise DatasetError(f"vocabulary file {path} does not exist") from None
     return parse_vocab(raw, path)
+
+
+def special_ids(vocab: Sequence[str], source: str = "vocabulary") -> Dict[str, int]:
+    """{token: id} of BERT's SPECIAL_TOKENS; a DatasetError naming `source` when one lacks.
+
+    Example:
+        >>> special_ids(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the"])["[MASK]"]
+        4
+    """
+    index = {t: i for i, t in enumerate(vocab)}
+    missing = [t for t in SPECIAL_TOKENS if t not in index]
+    if missing:
+        raise DatasetError(f"{source} lacks BERT's special tokens {missing}")
+    return {t: index[t] for t in SPECIAL_TOKENS}

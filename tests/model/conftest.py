@@ -43,10 +43,10 @@ def make_dataset_dir(out, **overrides):
 def pretrained_tiny(tiny_dataset, tmp_path_factory):
     """A tiny pretrainer (MLM + NSP) trained 30 steps on the fixture dataset: a model dir."""
     from model.optimization import OptimizerConfig
-    from model.training import TrainConfig, train
+    from model.pretraining import PretrainConfig, pretrain
 
     out = tmp_path_factory.mktemp("pretrained") / "tiny"
-    train(TrainConfig(input_file=str(tiny_dataset), output_dir=str(out),
+    pretrain(PretrainConfig(input_file=str(tiny_dataset), output_dir=str(out),
                       model_overrides=tuple(TINY), train_batch_size=16, log_steps=10,
                       save_checkpoints_steps=30, seed=1,
                       optimizer=OptimizerConfig(learning_rate=5e-3, num_train_steps=30,

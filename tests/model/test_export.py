@@ -90,7 +90,8 @@ def test_export_writes_verified_saved_models(exported, pretrained_tiny):
 
 def test_session_loader_runs_token_ids_as_keras_does(exported, pretrained_tiny, tmp_path):
     """TF Serving's path (the issue's FailedPreconditionError) against the Keras model itself."""
-    from model.model_dir import load_model, open_model_dir
+    from model.model_dir import open_model_dir
+    from model.tasks import load_model
 
     rng = np.random.default_rng(0)
     ids = rng.integers(7, 199, size=(3, 32)).astype(np.int32)
@@ -102,7 +103,7 @@ def test_session_loader_runs_token_ids_as_keras_does(exported, pretrained_tiny, 
     positions = np.array([[1, 2, 3], [5, 6, 0], [30, 31, 1]], np.int32)
     inputs = {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
               "masked_lm_positions": positions}
-    model, _ = load_model(open_model_dir(str(pretrained_tiny)))
+    model, _, _ = load_model(open_model_dir(str(pretrained_tiny)))
     keras_out = model(inputs, training=False)
     for sub in (pretrained_tiny.name, f"{pretrained_tiny.name}_token_ids"):
         got = session_run(exported / sub / "1", "token_ids",

@@ -155,14 +155,15 @@ def test_squad_v2(tmp_path):
 
 
 def test_starts_from_a_pretrained_encoder(pretrained_tiny, tmp_path):
-    from model.model_dir import load_model, open_model_dir
+    from model.model_dir import open_model_dir
+    from model.tasks import load_model
 
     finetune(FinetuneConfig(task="sst2", train_file=str(GLUE / "SST-2" / "train.tsv"),
                             eval_file=str(GLUE / "SST-2" / "dev.tsv"), output_dir=str(tmp_path),
                             **dict(FAST, init_checkpoint=str(pretrained_tiny),
                                    learning_rate=0.0)))
-    _, before = load_model(open_model_dir(str(pretrained_tiny)))
-    _, after = load_model(open_model_dir(str(tmp_path)))
+    _, before, _ = load_model(open_model_dir(str(pretrained_tiny)))
+    _, after, _ = load_model(open_model_dir(str(tmp_path)))
     for a, b in zip(before.weights, after.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # lr 0: the pretrained weights
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from model.import_checkpoint import CheckpointImportError, import_checkpoint
-from model.model_dir import load_model
+from model.tasks import load_model
 from model.preprocessing import BertTextPreprocessor
 from tests.conftest import ROOT, run_module
 from tests.model.conftest import hf_reference
@@ -41,7 +41,7 @@ def test_minilm_equals_transformers_bert_model(tmp_path, bench_python):
     assert md.kind == "encoder" and md.model_config.hidden_act == "gelu"
     config = json.loads((tmp_path / "minilm" / "config.json").read_text())
     assert config["model"]["layer_norm_epsilon"] == 1e-12 and config["tokenizer"]["do_lower_case"]
-    _, encoder = load_model(md)  # from the written checkpoint, not the in-memory weights
+    _, encoder, _ = load_model(md)  # from the written checkpoint, not the in-memory weights
     leads = [json.loads(line)["text"] for line in
              (DATA / "wiki_leads" / "leads.jsonl").read_text().splitlines()[:16]]
     x = _packed(md.vocab_file, leads[:8], leads[8:], seq_length=128)
@@ -56,7 +56,7 @@ def test_minilm_equals_transformers_bert_model(tmp_path, bench_python):
     cfg["model"]["hidden_act"] = "gelu_approximate"
     (tmp_path / "approx" / "config.json").write_text(json.dumps(cfg))
     from model.model_dir import open_model_dir
-    _, wrong = load_model(open_model_dir(str(tmp_path / "approx")))
+    _, wrong, _ = load_model(open_model_dir(str(tmp_path / "approx")))
     assert _max_diff_at_tokens(_encode(wrong, x)["sequence_output"], ref["sequence_output"],
                                x["input_mask"]) > 1e-3
     del approx
@@ -123,7 +123,7 @@ def test_heads_import_and_tf1_layout_match_transformers(hf_pretraining, bench_py
         md = import_checkpoint(fmt, str(source), str(tmp_path / f"out_{fmt}"))
         assert md.kind == "pretrainer" and md.model_config.hidden_act == "gelu_approximate"
         assert md.model_config.layer_norm_epsilon == (1e-7 if fmt == "hf" else 1e-12)
-        model, encoder = load_model(md)
+        model, encoder, _ = load_model(md)
         out = model(dict(x, masked_lm_positions=positions), training=False)
         seq = _encode(encoder, x)["sequence_output"]
         # TF1 configs carry no epsilon (google-research used 1e-12), hence 1e-4 there.

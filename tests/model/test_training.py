@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 
 from model.optimization import OptimizerConfig
-from model.training import TrainConfig, TrainingError, train
+from model.engine import TrainingError
+from model.pretraining import PretrainConfig, pretrain
 from tests.conftest import FIXTURES, ROOT, run_module
 from tests.model.conftest import TINY
 
@@ -38,13 +39,13 @@ def final_weights(model_dir):
 
 
 def test_a_few_steps_reduce_the_loss(tiny_dataset, tmp_path, capsys):
-    config = TrainConfig(
+    config = PretrainConfig(
         input_file=str(tiny_dataset), output_dir=str(tmp_path / "m"), model_overrides=tuple(TINY),
         train_batch_size=16, log_steps=5, save_checkpoints_steps=20,
         optimizer=OptimizerConfig(learning_rate=5e-3, num_train_steps=40, num_warmup_steps=4),
         eval_input_file=str(tiny_dataset))
-    results = train(config)
-    losses = [float(m) for m in re.findall(r"step \d+/40 .* loss ([\d.]+)$",
+    results = pretrain(config)
+    losses = [float(m) for m in re.findall(r"step \d+/40 .* loss ([\d.]+) ",
                                            capsys.readouterr().err, re.M)]
     assert len(losses) == 8
     assert losses[-1] < losses[0] - 0.5, losses
@@ -56,10 +57,10 @@ def test_a_few_steps_reduce_the_loss(tiny_dataset, tmp_path, capsys):
 
 def test_user_errors_are_one_line(tiny_dataset, tmp_path):
     with pytest.raises(TrainingError, match="--max_seq_length 64 does not fit the dataset"):
-        TrainConfig and train(TrainConfig(input_file=str(tiny_dataset),
+        PretrainConfig and pretrain(PretrainConfig(input_file=str(tiny_dataset),
                                            output_dir=str(tmp_path / "a"), max_seq_length=64))
     with pytest.raises(TrainingError, match="more than the model's max_sequence_length 16"):
-        train(TrainConfig(input_file=str(tiny_dataset), output_dir=str(tmp_path / "b"),
+        pretrain(PretrainConfig(input_file=str(tiny_dataset), output_dir=str(tmp_path / "b"),
                           model_overrides=tuple(TINY[:-1]) + ("max_sequence_length=16",)))
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
@@ -67,13 +68,13 @@ def test_user_errors_are_one_line(tiny_dataset, tmp_path):
         if name != "COMPLETED":
             (incomplete / name).write_bytes((tiny_dataset / name).read_bytes())
     proc = run_module("model.pretrain", *pretrain_args(incomplete, tmp_path / "c"), check=False)
-    assert proc.returncode == 1 and f"error: {incomplete} has no COMPLETED file" in proc.stderr
+    assert proc.returncode == 1 and f"pretrain: {incomplete} has no COMPLETED file" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_nan_loss_stops_naming_the_step(tiny_dataset, tmp_path):
     with pytest.raises(TrainingError, match=r"the loss became nan at step \d+"):
-        train(TrainConfig(input_file=str(tiny_dataset), output_dir=str(tmp_path / "m"),
+        pretrain(PretrainConfig(input_file=str(tiny_dataset), output_dir=str(tmp_path / "m"),
                           model_overrides=tuple(TINY), train_batch_size=8, log_steps=100,
                           optimizer=OptimizerConfig(learning_rate=1e9, num_train_steps=50,
                                                     num_warmup_steps=0, clip_norm=0.0)))
@@ -86,7 +87,7 @@ def test_trains_on_the_peer_generators_records(tmp_path):
                "--input_file", FIXTURES / "corpus" / "sentences.txt", "--vocab_file", VOCAB,
                "--output_file", out, "--max_seq_length", 32, "--max_predictions_per_seq", 5,
                "--dupe_factor", 5)
-    results = train(TrainConfig(input_file=str(out), output_dir=str(tmp_path / "m"),
+    results = pretrain(PretrainConfig(input_file=str(out), output_dir=str(tmp_path / "m"),
                                 vocab_file=VOCAB, model_overrides=tuple(TINY), train_batch_size=8,
                                 log_steps=5, optimizer=OptimizerConfig(num_train_steps=5,
                                                                        num_warmup_steps=1)))

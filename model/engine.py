@@ -1,0 +1,330 @@
+"""One training loop for pretraining and fine-tuning, under a tf.distribute strategy.
+
+A custom loop (as Model Garden's) rather than `model.fit`. It owns, for
+every task alike: the strategy and `strategy.scope()`, the distributed step
+(each replica's loss terms divided by their all-reduced counts, gradients
+summed over replicas and then clipped as one global norm), gradient
+accumulation, mixed precision with loss scaling, XLA, checkpoints every N
+steps with resume after a crash (model, optimizer, the dropout RNG state),
+TensorBoard and JSON-lines logs, the console progress line with an ETA, and
+the NaN stop. A task (model/tasks/) supplies the model and its loss terms:
+
+    task.build_model() -> keras.Model            (called inside strategy.scope())
+    task.trainable_variables(model) -> list      (optional: what the optimizer updates)
+    task.checkpoint_objects(model) -> dict       (optional: e.g. encoder=<the backbone>)
+    task.replica_terms(model, batch, training) -> (losses, stats)
+        losses: {name: (sum over this replica's examples, their count)}; the loss is
+                sum_name(all-reduced sum / all-reduced count), so padding and
+                uneven replicas weigh nothing
+        stats:  {name: a sum to log}
+    task.log_metrics(sums, micro_steps) -> {name: value}  (the logged figures)
+"""
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional
+
+import keras
+import tensorflow as tf
+
+from model.distribute import STRATEGIES, make_strategy, split_cpu
+from model.optimization import OptimizerConfig, build_optimizer
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class TrainingError(Exception):
+    """A run that cannot start or go on; the message says why, in one line."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """The settings of the loop, shared by `model.pretrain` and `model.finetune` (same flags)."""
+
+    train_batch_size: int = 32  # global, over all replicas and accumulation steps
+    optimizer: OptimizerConfig = OptimizerConfig()
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    log_steps: int = 100
+    strategy: str = "auto"
+    tpu: str = ""
+    num_cpu_devices: int = 0
+    mixed_precision: str = "float32"
+    jit_compile: bool = False
+    seed: int = 12345  # initial weights, dropout, shuffling
+
+
+def engine_config(config) -> EngineConfig:
+    """The EngineConfig part of a run's config (a subclass of EngineConfig)."""
+    return EngineConfig(**{f.name: getattr(config, f.name)
+                           for f in dataclasses.fields(EngineConfig)})
+
+
+def seed_states(model) -> list:
+    """The RNG states of the model's dropout layers (Keras keeps them out of checkpoints)."""
+    return [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
+
+
+class Engine:
+    """Devices, strategy and precision first; then `build(task)`; then `train(...)`.
+
+    Args:
+        config: the loop's settings.
+        output_dir: the model directory (logs, train_log.jsonl).
+        checkpoint_dir: where the loop's checkpoints go (default OUTPUT_DIR/checkpoints).
+
+    Example:
+        >>> engine = Engine(EngineConfig(), "runs/m")  # doctest: +SKIP
+        >>> engine.build(task); engine.restore()  # doctest: +SKIP
+        >>> engine.train(task, iterator, total_steps=100)  # doctest: +SKIP
+    """
+
+    def __init__(self, config: EngineConfig, output_dir: str, checkpoint_dir: str = ""):
+        self.config, self.output_dir = config, output_dir
+        c = config
+        if c.strategy not in STRATEGIES:
+            raise TrainingError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
+                                f"got {c.strategy!r}")
+        if c.mixed_precision not in PRECISIONS:
+            raise TrainingError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, "
+                                f"got {c.mixed_precision!r}")
+        # Logical CPUs and multi-worker collectives must be set up before
+        # anything starts TensorFlow's runtime (reading data does).
+        if c.num_cpu_devices > 1:
+            split_cpu(c.num_cpu_devices)
+        try:
+            self.strategy = make_strategy(c.strategy, tpu=c.tpu)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        # The same seed gives the same initial weights, whatever the strategy.
+        keras.utils.set_random_seed(c.seed)
+        keras.mixed_precision.set_dtype_policy(c.mixed_precision)
+        self.replicas = self.strategy.num_replicas_in_sync
+        accum = c.optimizer.gradient_accumulation_steps
+        if c.train_batch_size % (self.replicas * accum):
+            raise TrainingError(
+                f"--train_batch_size {c.train_batch_size} is not divisible by {self.replicas} "
+                f"replica(s) x {accum} accumulation step(s)")
+        self.micro_batch = c.train_batch_size // accum  # global, per micro-step
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        task_type = getattr(resolver, "task_type", None)
+        task_id = getattr(resolver, "task_id", 0) or 0
+        has_chief = bool(task_type) and "chief" in resolver.cluster_spec().as_dict()
+        # The chief task when the cluster names one, else worker 0.
+        self.is_chief = task_type in (None, "chief") or (
+            task_type == "worker" and task_id == 0 and not has_chief)
+        self.checkpoint_dir = checkpoint_dir or os.path.join(output_dir, "checkpoints")
+        # Only the chief writes to the checkpoint directory; the others write to
+        # a hidden subdirectory of their own. All resume from the chief's.
+        self._save_dir = self.checkpoint_dir if self.is_chief else os.path.join(
+            self.checkpoint_dir, f".{task_type}-{task_id}")
+        self.model = self.optimizer = self.manager = None
+
+    # -- set-up ---------------------------------------------------------------
+
+    def build(self, task, optimizer: Optional[OptimizerConfig] = None) -> keras.Model:
+        """The task's model and the optimizer, inside the strategy's scope.
+
+        Args:
+            optimizer: overrides config.optimizer (fine-tuning knows its step count only
+                once it has read its data).
+        """
+        c = self.config
+        if optimizer is not None:
+            c = self.config = dataclasses.replace(c, optimizer=optimizer)
+        with self.strategy.scope():
+            self.model = task.build_model()
+            self.optimizer = build_optimizer(c.optimizer)
+            if c.mixed_precision == "mixed_float16":
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+            get_vars = getattr(task, "trainable_variables", None)
+            self.variables = get_vars(self.model) if get_vars else self.model.trainable_variables
+            self.optimizer.build(self.variables)
+        extra = getattr(task, "checkpoint_objects", lambda m: {})(self.model)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
+                                              rng=seed_states(self.model), **extra)
+        self.manager = self.checkpoint_manager(self.checkpoint, self.checkpoint_dir,
+                                               self.config.keep_checkpoint_max)
+        return self.model
+
+    def checkpoint_manager(self, checkpoint, directory: str, max_to_keep: int):
+        """A manager that saves into `directory` on the chief, a hidden subdirectory elsewhere
+        (every worker takes part in saving: it is a collective op)."""
+        if not self.is_chief:
+            directory = os.path.join(directory, os.path.basename(self._save_dir))
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+
+    def step(self) -> int:
+        """Optimizer steps taken, as a Python int."""
+        return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
+
+    def restore(self) -> int:
+        """Resumes from the newest checkpoint in checkpoint_dir; returns its step (0: none)."""
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if not latest:
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except AssertionError as e:
+            raise TrainingError(f"{latest} does not hold this run's model "
+                                f"({str(e).splitlines()[0][:160]}); use a new --output_dir") \
+                from None
+        step = self.step()
+        print(f"Resuming from {latest} at step {step}", file=sys.stderr, flush=True)
+        return step
+
+    def save(self, step: int) -> None:
+        if self.manager.latest_checkpoint != os.path.join(self.manager.directory,
+                                                          f"ckpt-{step}"):
+            self.manager.save(checkpoint_number=step)
+
+    def distribute(self, dataset_fn: Callable) -> tf.distribute.DistributedDataset:
+        """dataset_fn(input_context) -> per-replica batches, distributed over the replicas."""
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    # -- steps ----------------------------------------------------------------
+
+    def _terms(self, task, batch, training):
+        """This replica's part of the global loss, and the task's sums."""
+        ctx = tf.distribute.get_replica_context()
+        losses, stats = task.replica_terms(self.model, batch, training)
+        out = dict(stats)
+        total = 0.0
+        for name, (loss_sum, count) in losses.items():
+            count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(count, tf.float32))
+            out[name] = tf.cast(loss_sum, tf.float32) / tf.maximum(count, 1e-5)
+            total += out[name]
+        out["loss"] = total
+        return out
+
+    def _train_step_fn(self, task):
+        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        clip_norm = self.config.optimizer.clip_norm
+        variables, optimizer = self.variables, self.optimizer
+
+        def replica_step(batch):
+            with tf.GradientTape() as tape:
+                terms = self._terms(task, batch, training=True)
+                loss = terms["loss"]
+                scaled_loss = optimizer.scale_loss(loss) if scaled else loss
+            grads = tape.gradient(scaled_loss, variables)
+            # Sum over replicas here, clip the global gradient, and hand each
+            # replica 1/n of it: the optimizer sums again (Keras 3 would clip
+            # each replica's part before summing, which is not BERT's clip).
+            ctx = tf.distribute.get_replica_context()
+            grads = [tf.convert_to_tensor(g) for g in grads]  # embedding grads are sparse
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if clip_norm:
+                threshold = clip_norm * (optimizer.scale_loss(1.0) if scaled else 1.0)
+                grads, _ = tf.clip_by_global_norm(grads, threshold)
+            grads = [g / ctx.num_replicas_in_sync for g in grads]
+            optimizer.apply_gradients(zip(grads, variables))
+            return terms
+
+        # XLA compiles the replica's computation only: the iterator fetch
+        # (IteratorGetNext) has no XLA kernel.
+        compiled = tf.function(replica_step, jit_compile=True) if self.config.jit_compile \
+            else replica_step
+        return tf.function(lambda iterator: self._reduce(
+            self.strategy.run(compiled, args=(next(iterator),))))
+
+    def _reduce(self, terms):
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in terms.items()}
+
+    # -- the loop ---------------------------------------------------------------
+
+    def train(self, task, iterator, total_steps: int,
+              after_step: Optional[Callable[[int], bool]] = None, start_step: int = 0,
+              description: str = "") -> Dict[str, float]:
+        """Optimizer steps from start_step to total_steps; returns the last logged metrics.
+
+        Args:
+            iterator: over the distributed dataset (micro-batches), positioned at start_step.
+            after_step: called with the step after every optimizer step (fine-tuning
+                evaluates at epoch ends); returning True stops the run (early stopping).
+        """
+        c = self.config
+        accum = c.optimizer.gradient_accumulation_steps
+        train_step = self._train_step_fn(task)
+        writer = tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", "train")) \
+            if self.is_chief else tf.summary.create_noop_writer()
+        print(f"Training {description}({self.model.count_params():,} parameters) on "
+              f"{self.replicas} replica(s), global batch {c.train_batch_size}, precision "
+              f"{c.mixed_precision}, from step {start_step} to {total_steps}",
+              file=sys.stderr, flush=True)
+        window: Dict[str, float] = {}
+        window_start, window_steps, run_start = time.time(), 0, time.time()
+        step, last = start_step, {}
+        while step < total_steps:
+            for _ in range(accum):
+                terms = train_step(iterator)
+                for k, v in terms.items():
+                    window[k] = window.get(k, 0.0) + float(v)
+            step = self.step()
+            window_steps += 1
+            loss = float(terms["loss"])
+            if not math.isfinite(loss):
+                raise TrainingError(f"the loss became {loss} at step {step}; the last checkpoint "
+                                    f"is {self.manager.latest_checkpoint}. Lower --learning_rate "
+                                    "or check the data")
+            if step % c.log_steps == 0 or step == total_steps:
+                eta = (time.time() - run_start) / max(step - start_step, 1) * (total_steps - step)
+                last = self._log(task, writer, step, total_steps, window, window_steps,
+                                 time.time() - window_start, eta)
+                window, window_start, window_steps = {}, time.time(), 0
+            if step % c.save_checkpoints_steps == 0 or step == total_steps:
+                self.save(step)
+            if after_step is not None and after_step(step):
+                self.save(step)
+                break
+        writer.flush()
+        return last
+
+    def _log(self, task, writer, step, total, window, steps, seconds, eta) -> Dict[str, float]:
+        micro = max(steps * self.config.optimizer.gradient_accumulation_steps, 1)
+        metrics = dict(task.log_metrics(window, micro))
+        metrics["loss"] = window.get("loss", 0.0) / micro
+        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        metrics["examples_per_second"] = steps * self.config.train_batch_size / max(seconds, 1e-9)
+        with writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+        if self.is_chief:  # the same figures as JSON lines, for scripts and reports
+            with open(os.path.join(self.output_dir, "train_log.jsonl"), "a") as f:
+                f.write(json.dumps(dict(step=step, **metrics)) + "\n")
+        print(f"step {step}/{total} " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+              + f" eta {datetime.timedelta(seconds=round(eta))}", file=sys.stderr, flush=True)
+        return metrics
+
+    def evaluate_sums(self, task, dataset, max_steps: int = 0) -> Dict[str, float]:
+        """The task's stats summed over one pass of a distributed dataset (no update)."""
+
+        @tf.function
+        def eval_step(batch):
+            return self._reduce(self.strategy.run(
+                lambda b: self._terms(task, b, training=False), args=(batch,)))
+
+        sums: Dict[str, float] = {}
+        for index, batch in enumerate(dataset):
+            if max_steps and index >= max_steps:
+                break
+            for k, v in eval_step(batch).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        return sums
+
+    def write_summaries(self, name: str, step: int, results: Dict[str, float]) -> None:
+        """TensorBoard scalars under OUTPUT_DIR/logs/<name> (chief only)."""
+        if not self.is_chief:
+            return
+        writer = tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
+        with writer.as_default(step=step):
+            for key, value in results.items():
+                if isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value)
+        writer.flush()

@@ -1,0 +1,391 @@
+"""Fine-tuning a task (model/tasks/) on the training engine (model/engine.py).
+
+The engine brings what pretraining has: any tf.distribute strategy, mixed
+precision, XLA, gradient accumulation, checkpoints every N steps and resume
+after a crash. Fine-tuning adds epochs: the dev set is scored after each,
+the best epoch's weights are kept in OUTPUT_DIR/checkpoints (what export and
+further fine-tuning read), training stops after --early_stopping_patience
+epochs without improvement. The loop's own checkpoints (model, optimizer,
+RNG) go to OUTPUT_DIR/train_state; the epochs scored so far to
+OUTPUT_DIR/history.json, so that a rerun after kill -9 resumes where the run
+stopped and ends with the same best epoch.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from model.encoder import BERT_INPUTS
+from model.engine import Engine, EngineConfig, TrainingError, engine_config
+from model.finetune_report import report
+from model.model_dir import ModelDirError, open_model_dir, restore_encoder, write_model_dir
+from model.optimization import OptimizerConfig
+from model.preprocessing import BertTextPreprocessor, trim_to_longest
+from model.presets import ConfigError, resolve
+from model.task_data import TaskDataError
+from model.tasks import TaskData, TaskError, finetune_task
+from tfrecords.shards import DatasetError
+from tfrecords.vocab import read_vocab
+
+DEFAULT_SEQ_LENGTH = 128  # when neither the flag nor the initial model says
+
+
+class FinetuneError(Exception):
+    """A fine-tuning run that cannot start; the message names the flag or file."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(EngineConfig):
+    task: str
+    train_file: str
+    eval_file: str
+    output_dir: str
+    init_checkpoint: str = "none"
+    test_file: str = ""
+    preset: str = "bert_tiny"  # with init_checkpoint none
+    vocab_file: str = ""  # with init_checkpoint none
+    do_lower_case: bool = True  # with init_checkpoint none
+    text_column: str = "text"
+    text_b_column: str = ""
+    label_column: str = "label"
+    max_seq_length: int = 0  # 0: the initial model's (config.json "inputs"), else 128
+    eval_batch_size: int = 64
+    num_train_epochs: float = 3.0
+    learning_rate: float = 5e-5
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    early_stopping_patience: int = 2
+    dropout: float = -1.0  # <0: the encoder's
+    doc_stride: int = 128
+    max_query_length: int = 64
+    max_answer_length: int = 30
+    n_best_size: int = 20
+    null_score_diff_threshold: float = 0.0
+    log_steps: int = 50
+    seed: int = 42
+
+
+# FinetuneConfig fields that are the task's settings (config.json "task").
+TASK_SETTINGS = ("text_column", "text_b_column", "label_column", "doc_stride", "max_query_length",
+                 "max_answer_length", "n_best_size", "null_score_diff_threshold")
+
+
+class _Trainable:
+    """A fine-tuning task as the engine sees it."""
+
+    def __init__(self, task, model_config):
+        self.task, self.model_config, self.encoder = task, model_config, None
+
+    def build_model(self):
+        model, self.encoder = self.task.build(self.model_config)
+        return model
+
+    def trainable_variables(self, model):
+        # Token tasks never use the pooler: leave it out of the update (and out
+        # of Keras' "Gradients do not exist" warning).
+        return [v for v in model.trainable_variables
+                if self.task.uses_pooler or "pooled_dense" not in v.path]
+
+    def checkpoint_objects(self, model):
+        return {"encoder": self.encoder}
+
+    def replica_terms(self, model, batch, training):
+        outputs = model({k: batch[k] for k in BERT_INPUTS}, training=training)
+        return self.task.loss_terms(outputs, batch), {}
+
+    def log_metrics(self, sums, micro_steps):
+        return {}
+
+
+class Finetuner:
+    """Reads the data, builds the task model on the initial encoder, trains, scores."""
+
+    def __init__(self, c: FinetuneConfig):
+        self.c = c
+        try:  # devices and strategy before anything starts TensorFlow's runtime
+            self.engine = Engine(engine_config(c), c.output_dir,
+                                 checkpoint_dir=os.path.join(c.output_dir, "train_state"))
+        except TrainingError as e:
+            raise FinetuneError(str(e)) from None
+        if c.init_checkpoint.lower() == "none":
+            if not c.vocab_file:
+                raise FinetuneError("--init_checkpoint none needs --vocab_file")
+            self.init_dir, self.vocab_file, self.do_lower_case = None, c.vocab_file, c.do_lower_case
+            trained_at = 0
+        else:
+            try:
+                self.init_dir = open_model_dir(c.init_checkpoint)
+            except ModelDirError as e:
+                raise FinetuneError(f"--init_checkpoint: {e}") from None
+            self.vocab_file, self.do_lower_case = self.init_dir.vocab_file, \
+                self.init_dir.do_lower_case
+            trained_at = self.init_dir.max_seq_length
+        try:
+            self.vocab = read_vocab(self.vocab_file)
+            model_config = self.init_dir.model_config if self.init_dir else \
+                resolve(c.preset, vocabulary_size=len(self.vocab))
+        except (DatasetError, ConfigError) as e:
+            raise FinetuneError(f"--vocab_file: {e}" if isinstance(e, DatasetError) else str(e)) \
+                from None
+        if c.dropout >= 0:
+            model_config = dataclasses.replace(model_config, dropout=c.dropout)
+        self.seq_length = c.max_seq_length or min(trained_at or DEFAULT_SEQ_LENGTH,
+                                                  model_config.max_sequence_length)
+        if self.seq_length > model_config.max_sequence_length:
+            raise FinetuneError(f"--max_seq_length {self.seq_length} exceeds the encoder's "
+                                f"max_sequence_length {model_config.max_sequence_length}")
+        self.model_config = model_config
+        settings = {k: getattr(c, k) for k in TASK_SETTINGS}
+        settings["max_seq_length"] = self.seq_length
+        try:
+            self.task = finetune_task(c.task, settings)
+        except TaskError as e:
+            raise FinetuneError(str(e)) from None
+        self.pre = BertTextPreprocessor(self.vocab_file, self.do_lower_case, self.seq_length)
+        self.train = self._load(c.train_file, training=True)
+        evals = [p for p in c.eval_file.split(",") if p]
+        if not evals:
+            raise FinetuneError("--eval_file is required (the best epoch is chosen on it)")
+        self.evals = [self._load(p) for p in evals]
+        unlabelled = [d.path for d in self.evals if not d.labelled]
+        if unlabelled:
+            raise FinetuneError(f"--eval_file {unlabelled[0]} has no labels (the best epoch is "
+                                "chosen on it); pass unlabelled files as --test_file")
+        self.test = self._load(c.test_file) if c.test_file else None
+
+    def _load(self, path: str, training: bool = False) -> TaskData:
+        try:
+            examples, stats = self.task.read(path)
+            if not examples:
+                raise FinetuneError(f"{path}: no usable examples ({stats.read} read, skipped: "
+                                    f"{stats.reasons})")
+            if stats.skipped:
+                print(f"{path}: skipped {stats.skipped} of {stats.read} rows: {stats.reasons}",
+                      file=sys.stderr)
+            if training:
+                self.task.fit(examples, path)
+            data = self.task.features(self.pre, examples, training)
+            data.path, data.skipped = path, stats.skipped
+            if training:
+                if not data.labelled:
+                    raise FinetuneError(f"{path}: the training file has unlabelled rows")
+                self.task.validate(data)
+        except (TaskDataError, TaskError) as e:
+            raise FinetuneError(str(e)) from None
+        return data
+
+    # -- training ------------------------------------------------------------
+
+    def _dataset_fn(self, steps_per_epoch: int, epochs: int, skip_micro: int):
+        """input_context -> this pipeline's per-replica batches, epoch after epoch.
+
+        Each epoch is a permutation of the examples (stateless: derived from the seed
+        and the epoch, so a resumed run sees the same order), padded with weight-0
+        examples to steps_per_epoch full global batches; each global micro-batch is
+        split over the replicas in order, so any number of replicas computes the
+        same global batch as one device.
+        """
+        c, task, n = self.c, self.task, len(self.train)
+        replicas = self.engine.replicas
+        micro = self.engine.micro_batch
+        per_replica = micro // replicas
+        padded = steps_per_epoch * c.train_batch_size
+        keys = BERT_INPUTS + task.target_keys
+        arrays = {k: tf.constant(self.train.arrays[k]) for k in keys}
+        per_token = BERT_INPUTS + task.per_token_keys
+
+        def fn(ctx):
+            k = replicas // ctx.num_input_pipelines
+            first = ctx.input_pipeline_id * k
+
+            def epoch(e):
+                seed = tf.stack([tf.constant(c.seed, tf.int64), e])
+                order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=seed)
+                index = tf.concat([order, tf.zeros([padded - n], tf.int32)], 0)
+                weight = tf.concat([tf.ones([n]), tf.zeros([padded - n])], 0)
+                index, weight = (tf.reshape(tf.reshape(t, [-1, replicas, per_replica])
+                                            [:, first:first + k], [-1, per_replica])
+                                 for t in (index, weight))
+                return tf.data.Dataset.from_tensor_slices((index, weight))
+
+            def gather(index, weight):
+                batch = {key: tf.gather(arrays[key], index) for key in keys}
+                return trim_to_longest(dict(batch, weight=weight), per_token)
+
+            return tf.data.Dataset.range(epochs).flat_map(epoch).skip(skip_micro * k) \
+                .map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+        return fn
+
+    def run(self) -> dict:
+        c, engine, task = self.c, self.engine, self.task
+        n = len(self.train)
+        steps_per_epoch = math.ceil(n / c.train_batch_size)
+        total = max(1, int(round(steps_per_epoch * c.num_train_epochs)))
+        epochs = math.ceil(total / steps_per_epoch)
+        trainable = _Trainable(task, self.model_config)
+        model = engine.build(trainable, OptimizerConfig(
+            learning_rate=c.learning_rate, num_train_steps=total,
+            num_warmup_steps=int(total * c.warmup_proportion), weight_decay=c.weight_decay,
+            clip_norm=c.clip_norm, gradient_accumulation_steps=c.gradient_accumulation_steps))
+        self.model = model
+        if self.init_dir is not None:
+            try:
+                restore_encoder(self.init_dir, trainable.encoder)
+            except ModelDirError as e:
+                raise FinetuneError(f"--init_checkpoint: {e}") from None
+        step = engine.restore()  # a rerun resumes where the run stopped
+        best_ckpt = tf.train.Checkpoint(model=model, encoder=trainable.encoder)
+        best_manager = engine.checkpoint_manager(
+            best_ckpt, os.path.join(c.output_dir, "checkpoints"), 1)
+        self.history = [h for h in self._read_history() if h["step"] <= step]
+        primary = task.primary_metric
+        print(f"Fine-tuning {c.task} ({task.kind}): {n} train examples, {epochs} epoch(s), "
+              f"{total} steps of {c.train_batch_size}; dev metric {primary}", file=sys.stderr,
+              flush=True)
+        start_time = time.time()
+
+        def after_step(s: int) -> bool:
+            if s % steps_per_epoch and s != total:
+                return False
+            scores = self.evaluate(self.evals[0])
+            best = self._best()
+            self.history.append({"epoch": len(self.history) + 1, "step": s, "dev": scores})
+            print(f"epoch {len(self.history)}: dev " + ", ".join(
+                f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float)),
+                file=sys.stderr, flush=True)
+            if best is None or scores[primary] > best["dev"][primary]:
+                best_manager.save(checkpoint_number=s)
+            self._write_history()
+            return self._stopped_early() and s < total
+
+        if step < total and not self._stopped_early():
+            iterator = iter(engine.distribute(self._dataset_fn(
+                steps_per_epoch, epochs, step * c.gradient_accumulation_steps)))
+            engine.train(trainable, iterator, total, after_step=after_step, start_step=step,
+                         description=f"{c.task} ")
+        best = self._best()
+        if best is None:
+            raise FinetuneError(f"{c.output_dir}/history.json records no epoch; remove "
+                                f"{c.output_dir}/train_state to start over")
+        best_ckpt.restore(tf.train.latest_checkpoint(os.path.join(c.output_dir, "checkpoints"))) \
+            .expect_partial()
+        return self._finish(best, total, time.time() - start_time)
+
+    def _best(self) -> Optional[dict]:
+        """The first epoch with the best primary metric so far."""
+        best = None
+        for h in self.history:
+            if best is None or h["dev"][self.task.primary_metric] > \
+                    best["dev"][self.task.primary_metric]:
+                best = h
+        return best
+
+    def _stopped_early(self) -> bool:
+        patience, best = self.c.early_stopping_patience, self._best()
+        return bool(patience and best and self.history[-1]["epoch"] - best["epoch"] >= patience)
+
+    def _read_history(self) -> list:
+        path = os.path.join(self.c.output_dir, "history.json")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return json.load(f)
+
+    def _write_history(self):
+        if not self.engine.is_chief:
+            return
+        path = os.path.join(self.c.output_dir, "history.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(self.history, f, indent=1)
+        os.replace(path + ".tmp", path)
+
+    def _finish(self, best: dict, total: int, seconds: float) -> dict:
+        c, task = self.c, self.task
+        stopped = self._stopped_early() and self.history[-1]["step"] < total
+        if stopped:
+            print(f"Stopped early: no better {task.primary_metric} for "
+                  f"{c.early_stopping_patience} epoch(s)", file=sys.stderr)
+        write = self.engine.is_chief
+        result = {"task": c.task, "kind": task.kind, "primary_metric": task.primary_metric,
+                  "best_epoch": best["epoch"], "stopped_early": stopped,
+                  "train_examples": len(self.train), "train_steps": self.history[-1]["step"],
+                  "train_seconds": round(seconds, 1), "init_checkpoint": c.init_checkpoint,
+                  "history": self.history, "loss_log": self._loss_log(), "dev": {},
+                  "skipped_rows": {self.train.path: self.train.skipped}}
+        for data in self.evals:
+            result["dev"][data.path] = self.evaluate(data, write=write)
+            result["skipped_rows"][data.path] = data.skipped
+        if self.test is not None:
+            result["test"] = self.evaluate(self.test, write=write)
+            result["skipped_rows"][self.test.path] = self.test.skipped
+        if write:
+            write_model_dir(c.output_dir, kind=task.kind, model_config=self.model_config,
+                            vocab=self.vocab, do_lower_case=self.do_lower_case,
+                            max_seq_length=self.seq_length,
+                            extra={"task": task.config(), "finetuning": _as_json(c)})
+            with open(os.path.join(c.output_dir, "metrics.json"), "w") as f:
+                json.dump(result, f, indent=2, sort_keys=True)
+            with open(os.path.join(c.output_dir, "report.md"), "w") as f:
+                f.write(report(result))
+        print(f"Best epoch {best['epoch']}: dev {task.primary_metric} "
+              f"{best['dev'][task.primary_metric]:.4f}; model, metrics.json and report.md in "
+              f"{c.output_dir}", file=sys.stderr, flush=True)
+        return result
+
+    def _loss_log(self) -> list:
+        path = os.path.join(self.c.output_dir, "train_log.jsonl")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [{"step": r["step"], "loss": round(r["loss"], 5)}
+                    for r in map(json.loads, f) if "loss" in r]
+
+    # -- scoring -------------------------------------------------------------
+
+    def predict(self, data: TaskData) -> Dict[str, np.ndarray]:
+        """The model's outputs on every feature of a file (per-token ones padded back to L)."""
+        model, size = self.model, self.c.eval_batch_size
+        spec = {k: tf.TensorSpec([None] * data.arrays[k].ndim, tf.int32) for k in BERT_INPUTS}
+        step = tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
+        outs: Dict[str, list] = {}
+        L = data.arrays["input_ids"].shape[-1]
+        for i in range(0, len(data), size):
+            batch = trim_to_longest({k: data.arrays[k][i:i + size] for k in BERT_INPUTS})
+            for k, v in step(batch).items():
+                v = v.numpy().astype(np.float32)
+                if k in self.task.per_token_outputs:
+                    v = np.pad(v, [(0, 0), (0, L - v.shape[1])] + [(0, 0)] * (v.ndim - 2),
+                               constant_values=-1e4)
+                outs.setdefault(k, []).append(v)
+        return {k: np.concatenate(v) for k, v in outs.items()}
+
+    def evaluate(self, data: TaskData, write: bool = False) -> dict:
+        """The task's metrics on a labelled file; predictions only when it has no labels."""
+        scores, records = self.task.score(self.predict(data), data)
+        if write:
+            name = os.path.splitext(os.path.basename(data.path))[0]
+            with open(os.path.join(self.c.output_dir, f"predictions_{name}.jsonl"), "w",
+                      encoding="utf-8") as f:
+                for r in records:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        scores = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.items()}
+        return scores if data.labelled else {"predictions": len(records)}
+
+
+def _as_json(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def finetune(config: FinetuneConfig) -> dict:
+    """Runs (or resumes) one fine-tuning job; returns metrics.json's content."""
+    return Finetuner(config).run()

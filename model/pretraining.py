@@ -1,0 +1,182 @@
+"""Pretraining (MLM + NSP) on a dataset directory: the pretraining task on the engine.
+
+    pretrain(PretrainConfig(input_file="runs/ds", output_dir="runs/model"))
+
+Reads the dataset through tfrecords' reader, sharded by the strategy's input
+context, masks in tf.data when the dataset is not pre-masked, and trains
+with model/engine.py (resume, checkpoints, logs, NaN stop). Writes
+MODEL_DIR/{config.json, vocab.txt, checkpoints/, logs/, train_log.jsonl,
+eval_results.json}.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Dict, Sequence
+
+import tensorflow as tf
+
+from model.engine import Engine, EngineConfig, TrainingError, engine_config
+from model.model_dir import write_model_dir
+from model.presets import ConfigError, parse_overrides, resolve
+from model.tasks.pretraining import PretrainingTask
+from tfrecords.reader import Source, open_source
+from tfrecords.shards import DatasetError
+from tfrecords.vocab import read_vocab
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PretrainConfig(EngineConfig):
+    """Everything a pretraining run depends on (written to config.json)."""
+
+    input_file: str
+    output_dir: str
+    preset: str = "bert_tiny"
+    model_overrides: Sequence[str] = ()
+    vocab_file: str = ""
+    max_seq_length: int = 0  # 0: the dataset's
+    max_predictions_per_seq: int = 20  # dynamic masking only; static takes the dataset's
+    masked_lm_prob: float = 0.15  # dynamic masking only
+    init_checkpoint: str = ""
+    eval_input_file: str = ""
+    eval_batch_size: int = 64
+    max_eval_steps: int = 0
+    shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
+
+
+def _open_eval_source(path: str) -> Source:
+    """A dataset directory's eval split when it has one (else its train split), or a pattern."""
+    if tf.io.gfile.isdir(path):
+        try:
+            return open_source(path, split="eval")
+        except DatasetError:
+            pass
+    return open_source(path)
+
+
+class Pretrainer:
+    """Opens the dataset, builds the task on the engine, and runs it.
+
+    Example:
+        >>> Pretrainer(PretrainConfig(input_file="runs/ds", output_dir="runs/m")).run()  # doctest: +SKIP
+    """
+
+    def __init__(self, config: PretrainConfig):
+        c = self.config = config
+        self.engine = Engine(engine_config(c), c.output_dir)
+        try:
+            self.source: Source = open_source(c.input_file)
+            vocab_file = c.vocab_file or (self.source.dataset.vocab_file
+                                          if self.source.dataset else "")
+            if not vocab_file:
+                raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
+            self.vocab = read_vocab(vocab_file)
+            self.model_config = resolve(c.preset, vocabulary_size=len(self.vocab),
+                                        overrides=parse_overrides(c.model_overrides))
+        except (DatasetError, ConfigError) as e:
+            raise TrainingError(str(e)) from None
+        spec = self.source.spec
+        if c.max_seq_length and c.max_seq_length != spec.max_seq_length:
+            raise TrainingError(
+                f"--max_seq_length {c.max_seq_length} does not fit the dataset {c.input_file}, "
+                f"made with max_seq_length {spec.max_seq_length}")
+        self.seq_length = spec.max_seq_length
+        if self.seq_length > self.model_config.max_sequence_length:
+            raise TrainingError(
+                f"the dataset's sequences have {self.seq_length} tokens, more than the model's "
+                f"max_sequence_length {self.model_config.max_sequence_length}")
+        self._check_previous_run()
+        self.task = PretrainingTask(
+            self.model_config, next_sentence=spec.next_sentence, vocab=self.vocab,
+            max_predictions=spec.max_predictions_per_seq if spec.masked
+            else c.max_predictions_per_seq, masked_lm_prob=c.masked_lm_prob)
+        self.model = self.engine.build(self.task)
+
+    def _check_previous_run(self):
+        path = os.path.join(self.config.output_dir, "config.json")
+        if not os.path.exists(path):
+            return
+        with open(path) as f:
+            previous = json.load(f)
+        if previous.get("model") != dataclasses.asdict(self.model_config):
+            raise TrainingError(
+                f"{self.config.output_dir} holds a run of another model ({path}); use a new "
+                "--output_dir, or --init_checkpoint to start from its weights")
+
+    def _write_config(self):
+        generation = self.source.dataset.info.get("generation", {}) if self.source.dataset else {}
+        spec = self.source.spec
+        write_model_dir(
+            self.config.output_dir, kind=self.task.kind, model_config=self.model_config,
+            vocab=self.vocab, do_lower_case=bool(generation.get("do_lower_case", True)),
+            max_seq_length=self.seq_length,
+            extra={"training": json.loads(json.dumps(dataclasses.asdict(self.config))),
+                   "dataset": {"max_seq_length": self.seq_length,
+                               "max_predictions_per_seq": self.task.max_predictions,
+                               "masked": spec.masked, "next_sentence": spec.next_sentence}})
+
+    def _initialize(self):
+        """--init_checkpoint: weights only (phase 2 starts a new schedule and optimizer)."""
+        path = self.config.init_checkpoint
+        if os.path.isdir(path):
+            path = tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) or \
+                tf.train.latest_checkpoint(path)
+        if not path:
+            raise TrainingError(f"--init_checkpoint {self.config.init_checkpoint}: "
+                                "no checkpoint found")
+        tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
+        print(f"Initialized the weights from {path}", file=sys.stderr, flush=True)
+
+    def _dataset(self, source: Source, batch_size: int, is_training: bool):
+        c = self.config
+        return self.engine.distribute(self.task.dataset_fn(
+            source, batch_size, is_training, c.shuffle and is_training, c.seed))
+
+    def run(self) -> Dict[str, float]:
+        c, engine = self.config, self.engine
+        step = engine.restore()
+        if not step and c.init_checkpoint:
+            self._initialize()
+        if engine.is_chief:
+            self._write_config()
+        total = c.optimizer.num_train_steps
+        last: Dict[str, float] = {}
+        if step >= total:
+            print(f"Already at step {step} of {total}: nothing to train", file=sys.stderr)
+        else:
+            iterator = iter(self._dataset(self.source, engine.micro_batch, True))
+            last = engine.train(self.task, iterator, total, start_step=step,
+                                description=f"{self.model_config.preset} ")
+        if c.eval_input_file:
+            last.update(self.evaluate())
+        return last
+
+    def evaluate(self) -> Dict[str, float]:
+        """One pass over --eval_input_file: MLM loss, accuracy, perplexity, NSP accuracy."""
+        c = self.config
+        try:
+            source = _open_eval_source(c.eval_input_file)
+        except DatasetError as e:
+            raise TrainingError(str(e)) from None
+        if source.spec.max_seq_length != self.seq_length:
+            raise TrainingError(f"--eval_input_file has max_seq_length {source.spec.max_seq_length},"
+                                f" the model trains at {self.seq_length}")
+        sums = self.engine.evaluate_sums(self.task, self._dataset(source, c.eval_batch_size, False),
+                                         c.max_eval_steps)
+        if not sums:
+            raise TrainingError(f"--eval_input_file {c.eval_input_file} holds no records")
+        results = self.task.eval_results(sums)
+        step = self.engine.step()
+        if self.engine.is_chief:
+            self.engine.write_summaries("eval", step, results)
+            with open(os.path.join(c.output_dir, "eval_results.json"), "w") as f:
+                json.dump(dict(results, step=step), f, indent=2)
+        print("eval " + " ".join(f"{k} {v:.4g}" for k, v in results.items()), file=sys.stderr,
+              flush=True)
+        return results
+
+
+def pretrain(config: PretrainConfig) -> Dict[str, float]:
+    """Runs (or resumes) a pretraining run; returns the last logged (and eval) metrics."""
+    return Pretrainer(config).run()

@@ -1,0 +1,59 @@
+"""Tasks as registered classes: one module per task family.
+
+    classification.py   sentence(-pair) classification and regression (GLUE, any table)
+    tagging.py          token classification (NER)
+    squad.py            span extraction (SQuAD v1.1 / v2.0)
+    multiple_choice.py  a question and N candidate endings, choose one (SWAG / COPA)
+    pretraining.py      masked LM + NSP (the engine's pretraining task; "pretrainer" kind)
+    encoder.py          a bare encoder ("encoder" kind; served only)
+
+Fine-tuning, export, predict and model-directory loading look a task up here
+(`finetune_task`, `serving_task`, `load_model`) and never branch on its name.
+A new family is one module with a class that sets `kind` and `task_names`,
+and one name in the registry line below.
+"""
+
+from typing import Optional, Tuple
+
+from model.model_dir import ModelDir, ModelDirError, restore
+from model.tasks.base import _BY_KIND, _BY_NAME, FinetuneTask, ServingTask, TaskData, TaskError
+from model.tasks.base import register
+
+__all__ = ["FinetuneTask", "ServingTask", "TaskData", "TaskError", "finetune_task", "load_model",
+           "register", "serving_task", "task_names"]
+
+
+def task_names() -> Tuple[str, ...]:
+    """Every --task value, sorted."""
+    return tuple(sorted(_BY_NAME))
+
+
+def finetune_task(name: str, settings: Optional[dict] = None) -> FinetuneTask:
+    """The task of a --task value, with its settings (flags)."""
+    if name not in _BY_NAME:
+        raise TaskError(f"--task {name!r}: known tasks are {', '.join(task_names())}")
+    return _BY_NAME[name](name, settings)
+
+
+def serving_task(md: ModelDir) -> ServingTask:
+    """The task object of a model directory's kind, from its config.json."""
+    cls = _BY_KIND.get(md.kind)
+    if cls is None:
+        raise ModelDirError(f"{md.path}/config.json: unknown kind {md.kind!r} (known: "
+                            f"{', '.join(sorted(_BY_KIND))})")
+    if issubclass(cls, FinetuneTask):
+        section = md.config.get("task", {})
+        return cls(section.get("name", md.kind), section)
+    return cls(settings=md.config.get("task", {}))
+
+
+def load_model(md: ModelDir):
+    """(model, encoder, task) of a model directory, weights restored (every variable found)."""
+    task = serving_task(md)
+    model, backbone = task.load_model(md)
+    restore(md, md.kind, model=model)
+    return model, backbone, task
+
+
+# The registry line: importing a task module registers its classes (@register).
+from model.tasks import classification, encoder, pretraining, squad, tagging  # noqa: E402,F401

@@ -1,0 +1,190 @@
+"""Pretraining (masked LM + next-sentence prediction) as a task of the training engine,
+and the serving of a pretrained model ("pretrainer" kind).
+
+    inputs   the dataset's features (tfrecords/): input_ids, input_mask, segment_ids,
+             masked_lm_positions, masked_lm_ids, masked_lm_weights, next_sentence_labels
+    losses   masked-LM cross-entropy over the global batch's masked_lm_weights,
+             plus NSP cross-entropy over its examples
+    served   raw text with literal "[MASK]"s -> top-k tokens per mask (+ NSP probabilities)
+"""
+
+import math
+from typing import Dict
+
+import keras
+import tensorflow as tf
+
+from model.encoder import BERT_INPUTS
+from model.pretrainer import build_pretrainer
+from model.tasks.base import ServingTask, register
+from tfrecords.reader import Source, make_dataset
+from tfrecords.vocab import special_ids
+
+MODEL_INPUTS = BERT_INPUTS + ("masked_lm_positions",)
+
+
+def dynamic_masker(vocab, max_predictions: int, masked_lm_prob: float):
+    """A tf.data map that masks unmasked batches with keras-hub's MaskedLMMaskGenerator."""
+    import keras_hub
+
+    ids = special_ids(vocab)
+    generator = keras_hub.layers.MaskedLMMaskGenerator(
+        vocabulary_size=len(vocab), mask_selection_rate=masked_lm_prob,
+        mask_token_id=ids["[MASK]"], mask_selection_length=max_predictions,
+        unselectable_token_ids=[ids[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]")])
+
+    def mask(batch):
+        out = generator(batch["input_ids"])
+        batch = dict(batch)
+        batch["input_ids"] = tf.cast(out["token_ids"], tf.int32)
+        batch["masked_lm_positions"] = tf.cast(out["mask_positions"], tf.int32)
+        batch["masked_lm_ids"] = tf.cast(out["mask_ids"], tf.int32)
+        batch["masked_lm_weights"] = tf.cast(out["mask_weights"], tf.float32)
+        return batch
+
+    return mask
+
+
+@register
+class PretrainingTask(ServingTask):
+    """MLM (+ NSP) on a dataset directory; the engine's task for `model.pretrain`.
+
+    Args:
+        model_config: the encoder's ModelConfig.
+        next_sentence: the dataset has NSP labels (the model gets the NSP head).
+        vocab: the vocabulary (dynamic masking draws from it).
+        max_predictions, masked_lm_prob: dynamic masking's settings.
+    """
+
+    kind = "pretrainer"
+    split_on_mask = True
+
+    def __init__(self, model_config=None, *, next_sentence: bool = True, vocab=(),
+                 max_predictions: int = 20, masked_lm_prob: float = 0.15, settings=None):
+        super().__init__(settings)
+        self.model_config, self.next_sentence = model_config, next_sentence
+        self.vocab, self.max_predictions = list(vocab), max_predictions
+        self.masked_lm_prob = masked_lm_prob
+
+    # -- the engine's interface ------------------------------------------------
+
+    def build_model(self) -> keras.Model:
+        return build_pretrainer(self.model_config, next_sentence=self.next_sentence)
+
+    def checkpoint_objects(self, model) -> dict:
+        # `encoder` lets fine-tuning and export take the encoder alone (model/model_dir.py).
+        return {"encoder": model.get_layer("backbone")}
+
+    def dataset_fn(self, source: Source, batch_size: int, is_training: bool, shuffle: bool,
+                   seed: int):
+        """input_context -> this replica's batches, masked in tf.data when records are not."""
+
+        def fn(ctx):
+            ds = make_dataset(source.origin, global_batch_size=batch_size, input_context=ctx,
+                              is_training=is_training, shuffle=shuffle, seed=seed, source=source)
+            if not source.spec.masked:
+                ds = ds.map(dynamic_masker(self.vocab, self.max_predictions,
+                                           self.masked_lm_prob),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+            return ds
+
+        return fn
+
+    def replica_terms(self, model, batch, training):
+        outputs = model({k: batch[k] for k in MODEL_INPUTS}, training=training)
+        logits = tf.cast(outputs["mlm_logits"], tf.float32)
+        labels = batch["masked_lm_ids"]
+        weights = tf.cast(batch["masked_lm_weights"], tf.float32)
+        per_token = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels),
+                          tf.float32)
+        losses = {"mlm_loss": (tf.reduce_sum(per_token * weights), tf.reduce_sum(weights))}
+        stats = {"mlm_loss_sum": tf.reduce_sum(per_token * weights),
+                 "mlm_correct": tf.reduce_sum(correct * weights),
+                 "mlm_weight": tf.reduce_sum(weights)}
+        if "nsp_logits" in outputs:
+            nsp_logits = tf.cast(outputs["nsp_logits"], tf.float32)
+            nsp_labels = tf.reshape(batch["next_sentence_labels"], [-1])
+            per_example = keras.losses.sparse_categorical_crossentropy(
+                nsp_labels, nsp_logits, from_logits=True)
+            count = tf.cast(tf.size(nsp_labels), tf.float32)
+            losses["nsp_loss"] = (tf.reduce_sum(per_example), count)
+            stats.update(nsp_loss_sum=tf.reduce_sum(per_example), nsp_count=count,
+                         nsp_correct=tf.reduce_sum(tf.cast(tf.equal(
+                             tf.argmax(nsp_logits, -1, output_type=tf.int32), nsp_labels),
+                             tf.float32)))
+        return losses, stats
+
+    def log_metrics(self, sums: Dict[str, float], micro_steps: int) -> Dict[str, float]:
+        out = {"mlm_loss": sums.get("mlm_loss", 0.0) / micro_steps,
+               "mlm_accuracy": sums.get("mlm_correct", 0.0) / max(sums.get("mlm_weight", 0), 1)}
+        if "nsp_count" in sums:
+            out["nsp_loss"] = sums["nsp_loss"] / micro_steps
+            out["nsp_accuracy"] = sums["nsp_correct"] / max(sums["nsp_count"], 1)
+        return out
+
+    @staticmethod
+    def eval_results(sums: Dict[str, float]) -> Dict[str, float]:
+        """Masked-LM loss, accuracy and perplexity, NSP accuracy, from evaluate_sums()."""
+        mlm_loss = sums["mlm_loss_sum"] / max(sums["mlm_weight"], 1e-9)
+        results = {"eval_mlm_loss": mlm_loss,
+                   "eval_mlm_accuracy": sums["mlm_correct"] / max(sums["mlm_weight"], 1e-9),
+                   "eval_mlm_perplexity": math.exp(min(mlm_loss, 50.0))}
+        if "nsp_count" in sums:
+            results["eval_nsp_accuracy"] = sums["nsp_correct"] / max(sums["nsp_count"], 1)
+        return results
+
+    # -- serving ---------------------------------------------------------------
+
+    def load_model(self, md):
+        model = build_pretrainer(md.model_config, next_sentence=md.next_sentence)
+        return model, model.get_layer("backbone")
+
+    def token_id_specs(self):
+        return dict(super().token_id_specs(), masked_lm_positions=tf.TensorSpec(
+            [None, None], tf.int32, name="masked_lm_positions"))
+
+    def serving_outputs(self, model, inputs):
+        out = model({k: inputs[k] for k in MODEL_INPUTS}, training=False)
+        res = {"mlm_logits": tf.cast(out["mlm_logits"], tf.float32)}
+        if "nsp_logits" in out:
+            res["nsp_probabilities"] = tf.nn.softmax(tf.cast(out["nsp_logits"], tf.float32))
+        return res
+
+    @staticmethod
+    def mask_positions(serving, input_ids):
+        """The first P positions holding [MASK] per row, 0-padded; and their validity."""
+        L = tf.shape(input_ids)[1]
+        idx = tf.broadcast_to(tf.range(L)[None, :], tf.shape(input_ids))
+        key = tf.sort(tf.where(input_ids == serving.mask_id, idx, L + idx), axis=1)
+        key = key[:, :serving.max_predictions]
+        valid = key < L
+        return tf.where(valid, key, 0), valid
+
+    def text_outputs(self, serving, inputs):
+        from model.preprocessing import trim_to_longest
+
+        x = trim_to_longest(self.pack(serving, inputs), multiple=serving.multiple)
+        positions, valid = self.mask_positions(serving, x["input_ids"])
+        out = serving.outputs(dict(x, masked_lm_positions=positions))
+        probs = tf.nn.softmax(out.pop("mlm_logits"))
+        top_probs, top_ids = tf.math.top_k(probs, k=serving.top_k)
+        out.update(input_ids=x["input_ids"], masked_lm_positions=positions,
+                   masked_lm_valid=tf.cast(valid, tf.int32), top_k_ids=top_ids,
+                   top_k_tokens=tf.gather(serving.vocab, top_ids), top_k_probabilities=top_probs)
+        return out
+
+    def check_ids(self, serving, text_inputs):
+        ids = super().check_ids(serving, text_inputs)
+        ids["masked_lm_positions"] = self.mask_positions(
+            serving, tf.constant(ids["input_ids"]))[0].numpy()
+        return ids
+
+    def expected_text(self, serving, text_inputs, ids, id_outputs):
+        expected = {"masked_lm_positions": ids["masked_lm_positions"]}
+        if "nsp_probabilities" in id_outputs:
+            expected["nsp_probabilities"] = id_outputs["nsp_probabilities"]
+        # The raw-text top-k comes from the same logits.
+        probs = tf.nn.softmax(id_outputs["mlm_logits"])
+        expected["top_k_probabilities"] = tf.math.top_k(probs, k=serving.top_k)[0].numpy()
+        return expected, ids["input_mask"] > 0
