@@ -103,7 +103,6 @@ class Engine:
             raise TrainingError(str(e)) from None
         # The same seed gives the same initial weights, whatever the strategy.
         keras.utils.set_random_seed(c.seed)
-        keras.mixed_precision.set_dtype_policy(c.mixed_precision)
         self.replicas = self.strategy.num_replicas_in_sync
         accum = c.optimizer.gradient_accumulation_steps
         if c.train_batch_size % (self.replicas * accum):
@@ -137,8 +136,16 @@ class Engine:
         c = self.config
         if optimizer is not None:
             c = self.config = dataclasses.replace(c, optimizer=optimizer)
+        # Layers take the dtype policy when they are built: set it for this model
+        # only, not for whatever the process builds next.
+        previous = keras.mixed_precision.dtype_policy()
+        keras.mixed_precision.set_dtype_policy(c.mixed_precision)
+        try:
+            with self.strategy.scope():
+                self.model = task.build_model()
+        finally:
+            keras.mixed_precision.set_dtype_policy(previous)
         with self.strategy.scope():
-            self.model = task.build_model()
             self.optimizer = build_optimizer(c.optimizer)
             if c.mixed_precision == "mixed_float16":
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)

@@ -1,0 +1,134 @@
+"""Fine-tuning on the training engine: strategies, mixed precision, kill -9 and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model.finetuning import FinetuneConfig, finetune
+from tests.conftest import FIXTURES, ROOT, run_module
+from tests.model.test_finetune import _sentiment_rows
+from tests.model.test_training import _free_ports
+
+VOCAB = str(FIXTURES / "vocab.txt")
+
+
+def sentiment_files(folder):
+    """A learnable two-class table: one sentiment word decides the label."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", 60, 0), ("dev", 24, 1)):
+        with open(folder / f"{split}.csv", "w") as f:
+            f.write("review,sentiment\n" + "".join(
+                f"{t},{'pos' if y else 'neg'}\n" for t, y in _sentiment_rows(n, seed)))
+    return folder / "train.csv", folder / "dev.csv"
+
+
+def args(data, out, *extra):
+    train, dev = data
+    return ["--task", "classification", "--init_checkpoint", "none", "--vocab_file", VOCAB,
+            "--train_file", train, "--eval_file", dev, "--output_dir", out,
+            "--text_column", "review", "--label_column", "sentiment", "--max_seq_length", 16,
+            "--train_batch_size", 8, "--learning_rate", 1e-3, "--log_steps", 1,
+            "--early_stopping_patience", 0, *extra]
+
+
+def best_weights(model_dir):
+    """The variables of the best epoch's checkpoint (what export reads)."""
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith("model/") and "VARIABLE_VALUE" in name}
+
+
+def assert_same_weights(a, b):
+    one, other = best_weights(a), best_weights(b)
+    assert one.keys() == other.keys() and len(one) > 20
+    for name in one:
+        np.testing.assert_allclose(other[name], one[name], atol=2e-5, rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.multiprocess
+def test_mirrored_on_two_cpu_devices_and_multi_worker_match_one_device(tmp_path):
+    data = sentiment_files(tmp_path / "data")
+    common = ["--num_train_epochs", 2, "--dropout", 0]
+    run_module("model.finetune", *args(data, tmp_path / "one", "--strategy", "one_device",
+                                       *common))
+    proc = run_module("model.finetune", *args(data, tmp_path / "two", "--strategy", "mirrored",
+                                              "--num_cpu_devices", 2, *common))
+    assert "on 2 replica(s)" in proc.stderr
+    assert_same_weights(tmp_path / "one", tmp_path / "two")
+
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "model.finetune", *map(str, args(
+                data, tmp_path / "multi", "--strategy", "multi_worker", *common))],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "on 2 replica(s)" in outputs[0][1]
+    metrics = json.loads((tmp_path / "multi" / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2
+    assert_same_weights(tmp_path / "one", tmp_path / "multi")
+
+
+def test_mixed_bfloat16_reaches_the_float32_accuracy(tmp_path):
+    train, dev = sentiment_files(tmp_path / "data")
+    results = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        out = tmp_path / precision
+        result = finetune(FinetuneConfig(
+            task="classification", train_file=str(train), eval_file=str(dev),
+            output_dir=str(out), init_checkpoint="none", vocab_file=VOCAB, max_seq_length=16,
+            text_column="review", label_column="sentiment", train_batch_size=8,
+            num_train_epochs=6, learning_rate=1e-3, log_steps=10, early_stopping_patience=0,
+            mixed_precision=precision))
+        results[precision] = result["dev"][str(dev)]["accuracy"]
+    assert results["float32"] >= 0.9, results
+    assert abs(results["mixed_bfloat16"] - results["float32"]) <= 0.1, results
+    # the policy was the run's, not the process's: later models build in float32
+    import keras
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+
+
+@pytest.mark.multiprocess
+def test_kill_minus_9_then_rerun_ends_with_the_uninterrupted_runs_best_epoch(tmp_path):
+    data = sentiment_files(tmp_path / "data")
+    common = ["--num_train_epochs", 4, "--save_checkpoints_steps", 2]
+    run_module("model.finetune", *args(data, tmp_path / "whole", *common))
+    command = [sys.executable, "-m", "model.finetune",
+               *map(str, args(data, tmp_path / "killed", *common))]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    # 60 examples / 8 = 8 steps an epoch: step 10 is in the second epoch
+    index = tmp_path / "killed" / "train_state" / "ckpt-10.index"
+    deadline = time.time() + 240
+    while not index.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert index.exists(), "no checkpoint at step 10 before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "metrics.json").exists()
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Resuming from" in rerun.stderr
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert resumed["best_epoch"] == whole["best_epoch"]
+    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in whole["history"]]
+    for a, b in zip(whole["history"], resumed["history"]):
+        for k, v in a["dev"].items():
+            assert b["dev"][k] == pytest.approx(v, abs=1e-4), (a, b)
+    assert_same_weights(tmp_path / "whole", tmp_path / "killed")
