@@ -56,4 +56,4 @@ def load_model(md: ModelDir):
 
 
 # The registry line: importing a task module registers its classes (@register).
-from model.tasks import classification, encoder, pretraining, squad, tagging  # noqa: E402,F401
+from model.tasks import classification, encoder, multiple_choice, pretraining, squad, tagging  # noqa: E402,F401,E501
