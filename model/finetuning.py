@@ -354,9 +354,7 @@ class Finetuner:
 
     def predict(self, data: TaskData) -> Dict[str, np.ndarray]:
         """The model's outputs on every feature of a file (per-token ones padded back to L)."""
-        model, size = self.model, self.c.eval_batch_size
-        spec = {k: tf.TensorSpec([None] * data.arrays[k].ndim, tf.int32) for k in BERT_INPUTS}
-        step = tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
+        size, step = self.c.eval_batch_size, self._predict_step(data.arrays["input_ids"].ndim)
         outs: Dict[str, list] = {}
         L = data.arrays["input_ids"].shape[-1]
         for i in range(0, len(data), size):
@@ -368,6 +366,16 @@ class Finetuner:
                                constant_values=-1e4)
                 outs.setdefault(k, []).append(v)
         return {k: np.concatenate(v) for k, v in outs.items()}
+
+    def _predict_step(self, rank: int):
+        """The model's forward pass as one tf.function per input rank (traced once)."""
+        steps = self.__dict__.setdefault("_predict_steps", {})
+        if rank not in steps:
+            model = self.model
+            spec = {k: tf.TensorSpec([None] * rank, tf.int32) for k in BERT_INPUTS}
+            steps[rank] = tf.function(lambda batch: model(batch, training=False),
+                                      input_signature=[spec])
+        return steps[rank]
 
     def evaluate(self, data: TaskData, write: bool = False) -> dict:
         """The task's metrics on a labelled file; predictions only when it has no labels."""

@@ -22,7 +22,7 @@ VOCAB = str(FIXTURES / "vocab.txt")
 def sentiment_files(folder):
     """A learnable two-class table: one sentiment word decides the label."""
     folder.mkdir(parents=True, exist_ok=True)
-    for split, n, seed in (("train", 60, 0), ("dev", 24, 1)):
+    for split, n, seed in (("train", 96, 0), ("dev", 24, 1)):
         with open(folder / f"{split}.csv", "w") as f:
             f.write("review,sentiment\n" + "".join(
                 f"{t},{'pos' if y else 'neg'}\n" for t, y in _sentiment_rows(n, seed)))
@@ -42,7 +42,7 @@ def best_weights(model_dir):
     """The variables of the best epoch's checkpoint (what export reads)."""
     reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name.startswith("model/") and "VARIABLE_VALUE" in name}
+            if name.startswith(("model/", "encoder/")) and "VARIABLE_VALUE" in name}
 
 
 def assert_same_weights(a, b):
@@ -110,12 +110,12 @@ def test_kill_minus_9_then_rerun_ends_with_the_uninterrupted_runs_best_epoch(tmp
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    # 60 examples / 8 = 8 steps an epoch: step 10 is in the second epoch
-    index = tmp_path / "killed" / "train_state" / "ckpt-10.index"
+    # 96 examples / 8 = 12 steps an epoch: step 16 is in the second epoch
+    index = tmp_path / "killed" / "train_state" / "ckpt-16.index"
     deadline = time.time() + 240
     while not index.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    assert index.exists(), "no checkpoint at step 10 before the deadline"
+    assert index.exists(), "no checkpoint at step 16 before the deadline"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
