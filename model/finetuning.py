@@ -29,7 +29,7 @@ from model.model_dir import ModelDirError, open_model_dir, restore_encoder, writ
 from model.optimization import OptimizerConfig
 from model.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.presets import ConfigError, resolve
-from model.task_data import TaskDataError
+from model.tasks.readers import TaskDataError
 from model.tasks import TaskData, TaskError, finetune_task
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab

@@ -309,9 +309,9 @@ def define_flags():
 
 
 def main(argv):
-    del argv
-    from model.cli import quiet_tensorflow
-    quiet_tensorflow()
+    from model import cli
+    cli.no_arguments(argv, "import_checkpoint")
+    cli.quiet_tensorflow()
     lower = {"auto": None, "true": True, "false": False}[FLAGS.do_lower_case]
     try:
         import_checkpoint(FLAGS.format, FLAGS.checkpoint_dir, FLAGS.output_dir,

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from model import metrics as M
 from model.encoder import BERT_INPUTS
-from model.task_data import ReadStats, TaskDataError
+from model.tasks.readers import ReadStats, TaskDataError
 from model.tasks.base import FinetuneTask, TaskData, batched_tokenize, register, softmax_ce
 
 

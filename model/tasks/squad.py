@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from model import metrics as M
 from model.preprocessing import BertTextPreprocessor
-from model.task_data import SquadExample, read_squad
+from model.tasks.readers import SquadExample, read_squad
 from model.tasks.base import (FinetuneTask, TaskData, TaskError, batched_tokenize, register,
                               softmax_ce)
 

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import metrics as M
-from model.task_data import label_set, read_conll
+from model.tasks.readers import label_set, read_conll
 from model.tasks.base import (IGNORE, FinetuneTask, TaskData, TaskError, label_index, register,
                               softmax_ce)
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from model import task_data as D
+from model.tasks import readers as D
 from tests.conftest import FIXTURES
 
 GLUE = FIXTURES / "glue"
