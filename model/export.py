@@ -37,7 +37,7 @@ from absl import app, flags
 
 from model import cli
 from model.export_verify import ExportError
-from model.exporter import export_model
+from model.exporter import ExportConfig, export
 
 FLAGS = flags.FLAGS
 
@@ -65,10 +65,7 @@ def main(argv):
     cli.no_arguments(argv, "export")
     cli.quiet_tensorflow()
     try:
-        info = export_model(FLAGS.model_dir, FLAGS.export_dir, version=FLAGS.version or None,
-                            name=FLAGS.name, seq_length=FLAGS.max_seq_length,
-                            max_predictions=FLAGS.max_predictions_per_seq, top_k=FLAGS.top_k,
-                            verify=FLAGS.verify, jit_compile=FLAGS.jit_compile)
+        info = export(cli.config_from_flags(ExportConfig))
     except ExportError as e:
         raise SystemExit(f"export: {e}") from None
     print(json.dumps({"serving": info["saved_models"]["serving"], "version": info["version"],

@@ -7,6 +7,7 @@ model/export_verify.py run them as their clients do, and moves them into
 their version directories.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -113,6 +114,29 @@ def _next_version(export_dir: str, name: str) -> int:
         if os.path.isdir(base):
             versions += [int(d) for d in os.listdir(base) if d.isdigit()]
     return max(versions, default=0) + 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What `model.export` writes (its flags of the same names)."""
+
+    model_dir: str
+    export_dir: str
+    version: int = 0  # 0: one more than the newest
+    name: str = ""  # "": the model directory's basename
+    max_seq_length: int = 0  # 0: the model's own (config.json "inputs"), else 128
+    max_predictions_per_seq: int = 20
+    top_k: int = 5
+    verify: bool = True
+    jit_compile: bool = False
+
+
+def export(config: ExportConfig) -> dict:
+    """export_model() of a frozen config (what `model.export`'s main calls)."""
+    c = config
+    return export_model(c.model_dir, c.export_dir, version=c.version or None, name=c.name,
+                        seq_length=c.max_seq_length, max_predictions=c.max_predictions_per_seq,
+                        top_k=c.top_k, verify=c.verify, jit_compile=c.jit_compile)
 
 
 def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = None,

@@ -332,7 +332,8 @@ class Finetuner:
             write_model_dir(c.output_dir, kind=task.kind, model_config=self.model_config,
                             vocab=self.vocab, do_lower_case=self.do_lower_case,
                             max_seq_length=self.seq_length,
-                            extra={"task": task.config(), "finetuning": _as_json(c)})
+                            extra={"task": task.config(), "finetuning": _as_json(
+                                dataclasses.replace(c, optimizer=self.engine.config.optimizer))})
             with open(os.path.join(c.output_dir, "metrics.json"), "w") as f:
                 json.dump(result, f, indent=2, sort_keys=True)
             with open(os.path.join(c.output_dir, "report.md"), "w") as f:
