@@ -4,9 +4,11 @@ r"""Predictions from an exported SavedModel, through its raw-text signature.
     python -m model.predict --saved_model EXPORT/classifier/1 --input_file reviews.txt --format json
 
 One example per line in --input_file (a tab separates text and text_b for pair
-models). Batched (--batch_size). Prints, per example: masked-token predictions
-(pretrained model), the label and its probability (classifier), the score
-(regression), token labels (NER), the answer span (QA), or the pooled
+models, and the question from each candidate for multiple choice); on the
+command line, the same fields as arguments. Batched (--batch_size). Prints,
+per example: masked-token predictions (pretrained model), the label and its
+probability (classifier), the score (regression), token labels (NER), the
+answer span (QA), the chosen candidate (multiple choice), or the pooled
 embedding's first values (encoder). Needs tensorflow and tensorflow_text only.
 """
 
@@ -38,16 +40,29 @@ def load(saved_model: str):
     return loaded, fn
 
 
-def predict(fn, examples: Sequence[Tuple[str, str]], batch_size: int = 32) -> Iterator[dict]:
-    """Runs serving_default over (text, text_b) pairs; yields one dict per example."""
+def predict(fn, examples: Sequence[Sequence[str]], batch_size: int = 32) -> Iterator[dict]:
+    """Runs serving_default over examples of text fields; yields one dict per example.
+
+    The first field is `text`; the next is `text_b` for pair models, or all the
+    rest form a list input (multiple choice's `choices`: [B, N] strings).
+    """
     import tensorflow as tf
 
-    names = set(fn.structured_input_signature[1])
+    specs = fn.structured_input_signature[1]
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
-        inputs = {"text": tf.constant([a for a, _ in chunk])}
-        if "text_b" in names:
-            inputs["text_b"] = tf.constant([b for _, b in chunk])
+        inputs = {"text": tf.constant([e[0] for e in chunk])}
+        for name, spec in specs.items():
+            if name == "text":
+                continue
+            if spec.shape.rank == 2:
+                rows = [list(e[1:]) for e in chunk]
+                if len({len(r) for r in rows}) != 1 or not rows[0]:
+                    raise PredictError(f"the model takes {name!r}: give every example the same "
+                                       "number of them after its text (tab-separated)")
+                inputs[name] = tf.constant(rows)
+            else:
+                inputs[name] = tf.constant([e[1] if len(e) > 1 else "" for e in chunk])
         out = {k: v.numpy() for k, v in fn(**inputs).items()}
         for i in range(len(chunk)):
             yield {k: v[i] for k, v in out.items()}
@@ -71,6 +86,9 @@ def describe(row: Dict[str, np.ndarray]) -> dict:
     if "label" in row and "probabilities" in row:
         return {"label": row["label"].decode("utf-8"),
                 "probability": round(float(np.max(row["probabilities"])), 4)}
+    if "choice_id" in row:
+        return {"choice": int(row["choice_id"]),
+                "probability": round(float(np.max(row["probabilities"])), 4)}
     if "score" in row:
         return {"score": round(float(row["score"]), 4)}
     if "token_labels" in row:
@@ -84,13 +102,13 @@ def describe(row: Dict[str, np.ndarray]) -> dict:
     return {k: v.tolist() for k, v in row.items()}
 
 
-def _read_examples(path: str) -> List[Tuple[str, str]]:
+def _read_examples(path: str) -> List[Tuple[str, ...]]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = [line.rstrip("\n") for line in f]
     except OSError as e:
         raise PredictError(f"--input_file {path}: {e.strerror}") from None
-    return [tuple((line.split("\t", 1) + [""])[:2]) for line in lines if line.strip()]
+    return [tuple(line.split("\t")) for line in lines if line.strip()]
 
 
 FLAGS = flags.FLAGS
@@ -100,7 +118,8 @@ def define_flags():
     """The command's flags (defined only when it runs as a command, so that tests and
     other modules can import this one beside other commands)."""
     flags.DEFINE_string("saved_model", None, "An exported serving model: EXPORT_DIR/<name>/<version>.")
-    flags.DEFINE_string("input_file", "", "One example per line (text<TAB>text_b for pairs).")
+    flags.DEFINE_string("input_file", "", "One example per line (text<TAB>text_b for pairs, "
+                        "question<TAB>choice<TAB>choice... for multiple choice).")
     flags.DEFINE_integer("batch_size", 32, "Examples per call.", lower_bound=1)
     flags.DEFINE_enum("format", "text", ["text", "json"], "text: readable lines; json: JSON lines.")
 
@@ -113,20 +132,20 @@ def main(argv):
         if FLAGS.input_file:
             examples = _read_examples(FLAGS.input_file)
         elif args:
-            if len(args) > 2:
-                raise PredictError("at most two texts (text and text_b); use --input_file "
-                                   "for more examples")
-            examples = [(args[0], args[1] if len(args) > 1 else "")]
+            examples = [tuple(args)]
         else:
-            raise PredictError("no input: pass \"text\" [\"text b\"] or --input_file")
+            raise PredictError("no input: pass \"text\" [\"text b\" | choices...] or "
+                               "--input_file")
         _, fn = load(FLAGS.saved_model)
-        for (a, b), row in zip(examples, predict(fn, examples, FLAGS.batch_size)):
+        for fields, row in zip(examples, predict(fn, examples, FLAGS.batch_size)):
+            a, rest = fields[0], [f for f in fields[1:] if f]
             result = describe(row)
             if FLAGS.format == "json":
-                print(json.dumps(dict(text=a, **({"text_b": b} if b else {}), **result),
-                                 ensure_ascii=False))
+                more = {"text_b": rest[0]} if len(rest) == 1 else (
+                    {"choices": rest} if rest else {})
+                print(json.dumps(dict(text=a, **more, **result), ensure_ascii=False))
             else:
-                print(f"{a}" + (f"  ||  {b}" if b else ""))
+                print("  ||  ".join([a, *rest]))
                 for k, v in result.items():
                     print(f"  {k}: {v}")
     except PredictError as e:

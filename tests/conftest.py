@@ -2,8 +2,10 @@
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -34,3 +36,20 @@ def run_module(module, *args, cwd=ROOT, check=True, timeout=600):
             f"python -m {module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def kill_when_written(module, args, marker, timeout=240):
+    """Starts `python -m module args`, kill -9s it as soon as `marker` exists, and returns
+    the command line (to rerun it); fails when the file never appears."""
+    command = [sys.executable, "-m", module, *map(str, args)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), f"{marker.name} was not written before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return command

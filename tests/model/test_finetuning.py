@@ -2,17 +2,15 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from model.finetuning import FinetuneConfig, finetune
-from tests.conftest import FIXTURES, ROOT, run_module
+from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module
 from tests.model.test_finetune import _sentiment_rows
 from tests.model.test_training import _free_ports
 
@@ -105,20 +103,10 @@ def test_kill_minus_9_then_rerun_ends_with_the_uninterrupted_runs_best_epoch(tmp
     data = sentiment_files(tmp_path / "data")
     common = ["--num_train_epochs", 4, "--save_checkpoints_steps", 2]
     run_module("model.finetune", *args(data, tmp_path / "whole", *common))
-    command = [sys.executable, "-m", "model.finetune",
-               *map(str, args(data, tmp_path / "killed", *common))]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
     # 96 examples / 8 = 12 steps an epoch: step 16 is in the second epoch
-    index = tmp_path / "killed" / "train_state" / "ckpt-16.index"
-    deadline = time.time() + 240
-    while not index.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert index.exists(), "no checkpoint at step 16 before the deadline"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    command = kill_when_written("model.finetune", args(data, tmp_path / "killed", *common),
+                                tmp_path / "killed" / "train_state" / "ckpt-16.index")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     assert not (tmp_path / "killed" / "metrics.json").exists()
     rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600)

@@ -3,11 +3,9 @@
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ import tensorflow as tf
 from model.optimization import OptimizerConfig
 from model.engine import TrainingError
 from model.pretraining import PretrainConfig, pretrain
-from tests.conftest import FIXTURES, ROOT, run_module
+from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module
 from tests.model.conftest import TINY
 
 VOCAB = str(FIXTURES / "vocab.txt")
@@ -151,20 +149,10 @@ def test_multi_worker_on_two_local_processes_matches_one_device(tiny_dataset, tm
 
 @pytest.mark.multiprocess
 def test_kill_minus_9_then_rerun_resumes_and_finishes(tiny_dataset, tmp_path):
-    args = [sys.executable, "-m", "model.pretrain",
-            *map(str, pretrain_args(tiny_dataset, tmp_path / "m", "--num_train_steps", 300,
-                                    "--save_checkpoints_steps", 10, "--log_steps", 10))]
+    args = kill_when_written("model.pretrain", pretrain_args(
+        tiny_dataset, tmp_path / "m", "--num_train_steps", 300, "--save_checkpoints_steps", 10,
+        "--log_steps", 10), tmp_path / "m" / "checkpoints" / "ckpt-20.index")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    index = tmp_path / "m" / "checkpoints" / "ckpt-20.index"
-    deadline = time.time() + 240
-    while not index.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    assert index.exists(), "no checkpoint at step 20 before the deadline"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
     rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     resumed = int(re.search(r"Resuming from \S+ at step (\d+)", rerun.stderr).group(1))

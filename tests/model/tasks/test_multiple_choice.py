@@ -73,3 +73,7 @@ def test_learns_the_fixture_and_its_export_serves_the_same(tmp_path):
              choices=tf.constant([d["choices"] for d in dev]))
     assert got["probabilities"].shape == (len(dev), 3)
     assert got["choice_id"].numpy().tolist() == predicted
+    proc = run_module("model.predict", "--saved_model", tmp_path / "x" / "mc" / "1", "--format",
+                      "json", dev[0]["question"], *dev[0]["choices"])
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["choice"] == predicted[0] and row["choices"] == dev[0]["choices"]
