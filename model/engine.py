@@ -153,8 +153,12 @@ class Engine:
             self.variables = get_vars(self.model) if get_vars else self.model.trainable_variables
             self.optimizer.build(self.variables)
         extra = getattr(task, "checkpoint_objects", lambda m: {})(self.model)
+        self._rng = seed_states(self.model)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              rng=seed_states(self.model), **extra)
+                                              rng=self._rng, **extra)
+        # Restored alone, and checked: every model and optimizer variable must be
+        # found (a checkpoint of an earlier version has no RNG state: still resumable).
+        self._checked = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **extra)
         self.manager = self.checkpoint_manager(self.checkpoint, self.checkpoint_dir,
                                                self.config.keep_checkpoint_max)
         return self.model
@@ -176,7 +180,8 @@ class Engine:
         if not latest:
             return 0
         try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self._checked.restore(latest).assert_existing_objects_matched()
+            tf.train.Checkpoint(rng=self._rng).restore(latest).expect_partial()
         except AssertionError as e:
             raise TrainingError(f"{latest} does not hold this run's model "
                                 f"({str(e).splitlines()[0][:160]}); use a new --output_dir") \

@@ -268,6 +268,9 @@ class Finetuner:
             self._write_history()
             return self._stopped_early() and s < total
 
+        if step and (step % steps_per_epoch == 0 or step == total) and \
+                (not self.history or self.history[-1]["step"] < step):
+            after_step(step)  # killed between the epoch's checkpoint and its evaluation
         if step < total and not self._stopped_early():
             iterator = iter(engine.distribute(self._dataset_fn(
                 steps_per_epoch, epochs, step * c.gradient_accumulation_steps)))

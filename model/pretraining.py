@@ -23,7 +23,7 @@ from model.presets import ConfigError, parse_overrides, resolve
 from model.tasks.pretraining import PretrainingTask
 from tfrecords.reader import Source, open_source
 from tfrecords.shards import DatasetError
-from tfrecords.vocab import read_vocab
+from tfrecords.vocab import read_vocab, special_ids
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -72,6 +72,7 @@ class Pretrainer:
             if not vocab_file:
                 raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
             self.vocab = read_vocab(vocab_file)
+            special_ids(self.vocab, f"vocabulary {vocab_file}")  # masking needs them
             self.model_config = resolve(c.preset, vocabulary_size=len(self.vocab),
                                         overrides=parse_overrides(c.model_overrides))
         except (DatasetError, ConfigError) as e:

@@ -120,3 +120,20 @@ def test_kill_minus_9_then_rerun_ends_with_the_uninterrupted_runs_best_epoch(tmp
         for k, v in a["dev"].items():
             assert b["dev"][k] == pytest.approx(v, abs=1e-4), (a, b)
     assert_same_weights(tmp_path / "whole", tmp_path / "killed")
+
+
+def test_an_epoch_checkpointed_but_not_yet_scored_is_scored_on_rerun(tmp_path):
+    """kill -9 between the epoch-end checkpoint and the epoch's evaluation: the rerun scores
+    that epoch instead of skipping it."""
+    train, dev = sentiment_files(tmp_path / "data")
+    config = FinetuneConfig(
+        task="classification", train_file=str(train), eval_file=str(dev),
+        output_dir=str(tmp_path / "m"), init_checkpoint="none", vocab_file=VOCAB, max_seq_length=16, text_column="review",
+        label_column="sentiment", train_batch_size=8, num_train_epochs=2, learning_rate=1e-3,
+        early_stopping_patience=0, save_checkpoints_steps=12)
+    whole = finetune(config)
+    history = tmp_path / "m" / "history.json"
+    history.write_text(json.dumps(json.loads(history.read_text())[:1]))  # epoch 2 unscored
+    rerun = finetune(config)
+    assert [h["step"] for h in rerun["history"]] == [12, 24]
+    assert rerun["history"][1]["dev"] == whole["history"][1]["dev"]
