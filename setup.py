@@ -14,7 +14,7 @@ setuptools.setup(
     version="0.1.0",
     description="BERT pretraining data (Apache Beam), training (Keras, keras-hub), "
     "export (TF Serving) and fine-tuning on TensorFlow",
-    packages=["tfrecords", "pipeline", "model"],
+    packages=setuptools.find_packages(include=["tfrecords", "pipeline", "model", "model.*"]),
     python_requires=">=3.10",
     install_requires=[
         "tensorflow==2.21.0",
