@@ -41,10 +41,13 @@ def serving_task(md: ModelDir) -> ServingTask:
     if cls is None:
         raise ModelDirError(f"{md.path}/config.json: unknown kind {md.kind!r} (known: "
                             f"{', '.join(sorted(_BY_KIND))})")
-    if issubclass(cls, FinetuneTask):
-        section = md.config.get("task", {})
-        return cls(section.get("name", md.kind), section)
-    return cls(settings=md.config.get("task", {}))
+    section = md.config.get("task", {})
+    try:
+        if issubclass(cls, FinetuneTask):
+            return cls(section.get("name", md.kind), section)
+        return cls(settings=section)
+    except TaskError as e:
+        raise ModelDirError(f"{md.path}/config.json: {e}") from None
 
 
 def load_model(md: ModelDir):
