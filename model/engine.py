@@ -32,7 +32,7 @@ from typing import Callable, Dict, Optional
 import keras
 import tensorflow as tf
 
-from model.distribute import STRATEGIES, make_strategy, split_cpu
+from model.distribute import make_strategy, split_cpu
 from model.optimization import OptimizerConfig, build_optimizer
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -87,9 +87,6 @@ class Engine:
     def __init__(self, config: EngineConfig, output_dir: str, checkpoint_dir: str = ""):
         self.config, self.output_dir = config, output_dir
         c = config
-        if c.strategy not in STRATEGIES:
-            raise TrainingError(f"--strategy must be one of {', '.join(STRATEGIES)}, "
-                                f"got {c.strategy!r}")
         if c.mixed_precision not in PRECISIONS:
             raise TrainingError(f"--mixed_precision must be one of {', '.join(PRECISIONS)}, "
                                 f"got {c.mixed_precision!r}")

@@ -19,13 +19,12 @@ import tensorflow as tf
 from model.export_check import ClientError
 from model.export_verify import ExportError, verify_export
 from model.hub_export import HubEncoder, HubPreprocessor
-from model.model_dir import ModelDir, ModelDirError, open_model_dir
+from model.model_dir import DEFAULT_SEQ_LENGTH, ModelDir, ModelDirError, open_model_dir
 from model.preprocessing import BertTextPreprocessor
 from model.savedmodel import ExportRoot, keras_free, save
 from model.tasks import load_model
 from tfrecords.vocab import read_vocab, special_ids
 
-DEFAULT_SEQ_LENGTH = 128  # for a model directory that records no length (an imported encoder)
 
 XLA_LENGTH_MULTIPLE = 16  # --jit_compile: raw-text inputs padded to a multiple of this
 

@@ -25,7 +25,8 @@ import tensorflow as tf
 from model.encoder import BERT_INPUTS
 from model.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.finetune_report import report
-from model.model_dir import ModelDirError, open_model_dir, restore_encoder, write_model_dir
+from model.model_dir import (DEFAULT_SEQ_LENGTH, ModelDirError, open_model_dir, restore_encoder,
+                             write_model_dir)
 from model.optimization import OptimizerConfig
 from model.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.presets import ConfigError, resolve
@@ -34,7 +35,6 @@ from model.tasks import TaskData, TaskError, finetune_task
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 
-DEFAULT_SEQ_LENGTH = 128  # when neither the flag nor the initial model says
 
 
 class FinetuneError(Exception):

@@ -29,6 +29,10 @@ from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 
 
+# The packed length when neither a flag nor config.json says (an imported encoder).
+DEFAULT_SEQ_LENGTH = 128
+
+
 class ModelDirError(Exception):
     """A model directory that cannot be used; the message names the path."""
 

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from model.encoder import BERT_INPUTS
+from model.preprocessing import trim_to_longest
 from model.pretrainer import build_pretrainer
 from model.tasks.base import ServingTask, register
 from tfrecords.reader import Source, make_dataset
@@ -162,8 +163,6 @@ class PretrainingTask(ServingTask):
         return tf.where(valid, key, 0), valid
 
     def text_outputs(self, serving, inputs):
-        from model.preprocessing import trim_to_longest
-
         x = trim_to_longest(self.pack(serving, inputs), multiple=serving.multiple)
         positions, valid = self.mask_positions(serving, x["input_ids"])
         out = serving.outputs(dict(x, masked_lm_positions=positions))

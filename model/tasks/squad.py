@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import metrics as M
-from model.preprocessing import BertTextPreprocessor
+from model.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.tasks.readers import SquadExample, read_squad
 from model.tasks.base import (FinetuneTask, TaskData, TaskError, batched_tokenize, register,
                               softmax_ce)
@@ -94,8 +94,6 @@ class SquadTask(FinetuneTask):
                 "end_logits": tf.cast(out["end_logits"], tf.float32)}
 
     def text_outputs(self, serving, inputs):
-        from model.preprocessing import trim_to_longest
-
         x = trim_to_longest(self.pack(serving, inputs), multiple=serving.multiple)
         return self._best_span(serving, x)
 

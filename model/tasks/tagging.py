@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import metrics as M
+from model.preprocessing import trim_to_longest
 from model.tasks.readers import label_set, read_conll
 from model.tasks.base import (IGNORE, FinetuneTask, TaskData, TaskError, label_index, register,
                               softmax_ce)
@@ -104,8 +105,6 @@ class TaggingTask(FinetuneTask):
 
     def text_outputs(self, serving, inputs):
         """Whitespace words -> one label per word (its first subword's), as fine-tuned."""
-        from model.preprocessing import trim_to_longest
-
         packed, positions, fits = self._tokenize(serving.preprocessor, inputs["text"],
                                                  serving.seq_length)
         x = trim_to_longest(packed, multiple=serving.multiple)
