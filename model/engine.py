@@ -222,6 +222,11 @@ class Engine:
                 loss = terms["loss"]
                 scaled_loss = optimizer.scale_loss(loss) if scaled else loss
             grads = tape.gradient(scaled_loss, variables)
+            unused = [v.path for v, g in zip(variables, grads) if g is None]
+            if unused:  # at trace time: a task that trains what its loss does not read
+                raise TrainingError(f"no gradient reaches {len(unused)} trained variable(s) "
+                                    f"({', '.join(unused[:3])}): the task's "
+                                    "trainable_variables() must leave them out")
             # Sum over replicas here, clip the global gradient, and hand each
             # replica 1/n of it: the optimizer sums again (Keras 3 would clip
             # each replica's part before summing, which is not BERT's clip).

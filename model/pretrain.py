@@ -7,7 +7,9 @@ Usage:
 google-research/bert's run_pretraining flag names where the meaning is the
 same. Rerunning the same command after a crash resumes from the latest
 checkpoint in MODEL_DIR/checkpoints. --init_checkpoint starts a new run
-(e.g. phase 2 at a longer max_seq_length) from another run's weights.
+from another model's weights: continued pretraining of an imported or
+pretrained model on domain text, or phase 2 at a longer max_seq_length
+(the architecture comes from its config.json; model/warm_start.py).
 """
 
 from absl import app, flags
@@ -25,12 +27,15 @@ def define_flags():
     """The command's flags (the engine's are model/cli.py's, shared with model.finetune)."""
     flags.DEFINE_string("input_file", None, "Dataset directory, or TFRecord file patterns.")
     flags.DEFINE_string("output_dir", None, "Model directory: checkpoints, logs, config.json.")
-    flags.DEFINE_enum("preset", "bert_tiny", list(PRESETS), "Model size.")
+    flags.DEFINE_enum("preset", None, list(PRESETS), "Model size (default bert_tiny; with "
+                      "--init_checkpoint the checkpoint's, which a --preset may not contradict).")
     flags.DEFINE_multi_string("model_override", [], "FIELD=VALUE over the preset, e.g. "
                               "dropout=0.0.")
     flags.DEFINE_string("vocab_file", "", "vocab.txt (default: the dataset's).")
-    flags.DEFINE_string("init_checkpoint", "", "Start from these weights (a model dir or "
-                        "checkpoint).")
+    flags.DEFINE_string("init_checkpoint", "", "Start from these weights: a model directory "
+                        "(pretrained, imported, fine-tuned: its config.json gives the "
+                        "architecture) or a checkpoint. Every encoder variable must be found. "
+                        "A checkpoint in --output_dir takes priority (the run resumes).")
     flags.DEFINE_integer("max_seq_length", 0, "Must equal the dataset's (0: take the dataset's).",
                          lower_bound=0)
     flags.DEFINE_integer("max_predictions_per_seq", 20,
@@ -59,12 +64,13 @@ def config_from_flags() -> PretrainConfig:
         num_warmup_steps=FLAGS.num_warmup_steps, decay_power=FLAGS.decay_power,
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm,
         gradient_accumulation_steps=FLAGS.gradient_accumulation_steps)
-    return cli.config_from_flags(PretrainConfig, optimizer=optimizer,
+    return cli.config_from_flags(PretrainConfig, optimizer=optimizer, preset=FLAGS.preset or "",
                                  model_overrides=tuple(FLAGS.model_override))
 
 
 def main(argv):
     cli.no_arguments(argv, "pretrain")
+    cli.quiet_tensorflow()
     try:
         pretrain(config_from_flags())
     except TrainingError as e:

@@ -21,6 +21,7 @@ from model.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.model_dir import write_model_dir
 from model.presets import ConfigError, parse_overrides, resolve
 from model.tasks.pretraining import PretrainingTask
+from model.warm_start import WarmStart, architecture, find_source
 from tfrecords.reader import Source, open_source
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab, special_ids
@@ -32,13 +33,13 @@ class PretrainConfig(EngineConfig):
 
     input_file: str
     output_dir: str
-    preset: str = "bert_tiny"
+    preset: str = ""  # "": bert_tiny, or with init_checkpoint the checkpoint's architecture
     model_overrides: Sequence[str] = ()
     vocab_file: str = ""
     max_seq_length: int = 0  # 0: the dataset's
     max_predictions_per_seq: int = 20  # dynamic masking only; static takes the dataset's
     masked_lm_prob: float = 0.15  # dynamic masking only
-    init_checkpoint: str = ""
+    init_checkpoint: str = ""  # a model dir or checkpoint: weights to start from (warm_start)
     eval_input_file: str = ""
     eval_batch_size: int = 64
     max_eval_steps: int = 0
@@ -71,10 +72,24 @@ class Pretrainer:
                                           if self.source.dataset else "")
             if not vocab_file:
                 raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
-            self.vocab = read_vocab(vocab_file)
+            self.vocab, self.vocab_file = read_vocab(vocab_file), vocab_file
             special_ids(self.vocab, f"vocabulary {vocab_file}")  # masking needs them
-            self.model_config = resolve(c.preset, vocabulary_size=len(self.vocab),
-                                        overrides=parse_overrides(c.model_overrides))
+            overrides = parse_overrides(c.model_overrides)
+            self.init_source = self.resuming = None
+            if c.init_checkpoint:
+                # Resuming the run in output_dir takes priority (as in google-research/bert):
+                # the architecture is then the run's own, which came from the checkpoint.
+                self.resuming = tf.train.latest_checkpoint(self.engine.checkpoint_dir)
+                source = find_source(c.output_dir if self.resuming else c.init_checkpoint)
+                self.init_source = None if self.resuming else source
+                self.model_config = architecture(source, c.preset, overrides, len(self.vocab))
+                if self.model_config is None:  # a bare checkpoint: the flags give the config
+                    self.model_config = resolve(c.preset or "bert_tiny",
+                                                vocabulary_size=len(self.vocab),
+                                                overrides=overrides)
+            else:
+                self.model_config = resolve(c.preset or "bert_tiny",
+                                            vocabulary_size=len(self.vocab), overrides=overrides)
         except (DatasetError, ConfigError) as e:
             raise TrainingError(str(e)) from None
         spec = self.source.spec
@@ -118,16 +133,11 @@ class Pretrainer:
                                "masked": spec.masked, "next_sentence": spec.next_sentence}})
 
     def _initialize(self):
-        """--init_checkpoint: weights only (phase 2 starts a new schedule and optimizer)."""
-        path = self.config.init_checkpoint
-        if os.path.isdir(path):
-            path = tf.train.latest_checkpoint(os.path.join(path, "checkpoints")) or \
-                tf.train.latest_checkpoint(path)
-        if not path:
-            raise TrainingError(f"--init_checkpoint {self.config.init_checkpoint}: "
-                                "no checkpoint found")
-        tf.train.Checkpoint(model=self.model).restore(path).expect_partial()
-        print(f"Initialized the weights from {path}", file=sys.stderr, flush=True)
+        """--init_checkpoint: weights only (a new schedule and optimizer), every encoder
+        variable from the checkpoint, heads it lacks created fresh (model/warm_start.py)."""
+        report = WarmStart(self.init_source, self.model, self.model.get_layer("backbone"),
+                           self.vocab, self.vocab_file).run()
+        print(report, file=sys.stderr, flush=True)
 
     def _dataset(self, source: Source, batch_size: int, is_training: bool):
         c = self.config
@@ -137,7 +147,11 @@ class Pretrainer:
     def run(self) -> Dict[str, float]:
         c, engine = self.config, self.engine
         step = engine.restore()
-        if not step and c.init_checkpoint:
+        if step and c.init_checkpoint:
+            print(f"--init_checkpoint {c.init_checkpoint} is not read: the run in "
+                  f"{c.output_dir} resumes (delete it, or use another --output_dir, to start "
+                  "over from the checkpoint)", file=sys.stderr, flush=True)
+        elif c.init_checkpoint:
             self._initialize()
         if engine.is_chief:
             self._write_config()

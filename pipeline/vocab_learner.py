@@ -8,6 +8,10 @@ Layout: [PAD]=0, [unused0]..[unusedN-1], [UNK], [CLS], [SEP], [MASK], then
 the learned pieces (the alphabet, whole words and "##" continuations),
 exactly --vocab_size lines.
 
+Domain vocabulary (--base_vocab_file, see domain_vocab): a published model's
+vocabulary with its [unused*] slots filled by the corpus's most useful words,
+every other id unchanged, so that the published checkpoint still fits.
+
 Learner: Hugging Face tokenizers' WordPieceTrainer (Rust). Measured on
 4.9 MB of lead sections, 30k entries (shared/MEASURED.md): ~2 s and ~60 MB,
 against ~115 s and ~750 MB for keras-hub's compute_word_piece_vocabulary
@@ -20,17 +24,18 @@ distinct words do not fit, --sample_fraction keeps a deterministic
 (hash-chosen) fraction of the documents.
 """
 
+import collections
 import hashlib
 import sys
 import time
-from typing import Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 from apache_beam.io.filesystems import FileSystems
-from tokenizers import BertWordPieceTokenizer
+from tokenizers import BertWordPieceTokenizer, normalizers, pre_tokenizers
 
 from pipeline import readers
 from pipeline.pretraining_data import UsageError, parse_input
-from tfrecords.vocab import SPECIAL_TOKENS
+from tfrecords.vocab import SPECIAL_TOKENS, is_unused, wordpiece
 
 def special_tokens(num_unused: int) -> List[str]:
     """BERT's layout: [PAD], [unused0..], [UNK], [CLS], [SEP], [MASK]."""
@@ -101,3 +106,62 @@ def build_vocab(files: Sequence[str], *, input_format: str, vocab_size: int,
     print(f"[build_vocab] learned {len(tokens):,} entries from {counts['documents']:,} "
           f"documents; {counts}", file=sys.stderr)
     return tokens
+
+
+def domain_vocab(files: Sequence[str], base: Sequence[str], *, input_format: str,
+                 do_lower_case: bool = True, min_frequency: int = 2, text_field: str = "text",
+                 sample_fraction: float = 1.0) -> Tuple[List[str], List[Dict]]:
+    """The base vocabulary with its [unused*] slots filled by the corpus's words.
+
+    The candidates are whole words (BERT's basic tokenization, lower-cased if
+    do_lower_case) seen at least min_frequency times that the base vocabulary
+    splits into 2 or more pieces. The most useful go first, into the lowest
+    [unused*] ids: usefulness is count x (pieces - 1), the sequence positions
+    the word saves over the corpus. Every other id keeps its token and the size
+    is the base's, so a checkpoint trained with `base` still fits; model.pretrain
+    --init_checkpoint starts each new word's embedding row at the mean of its
+    pieces' rows (model/warm_start.py).
+
+    Returns:
+        (tokens in id order, one record per filled slot: id, slot, word, count, pieces).
+
+    Example:
+        >>> base = ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "t", "h", "e",
+        ...         "##h", "##e"]
+        >>> tokens, filled = domain_vocab(["tests/fixtures/corpus/sentences.txt"], base,
+        ...                               input_format="sentences", min_frequency=1)
+        >>> tokens[1], filled[0]["pieces"]
+        ('the', ['t', '##h', '##e'])
+    """
+    slots = [i for i, token in enumerate(base) if is_unused(token)]
+    if not slots:
+        raise UsageError("--base_vocab_file has no [unused*] slots to fill")
+    normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                            strip_accents=None, lowercase=do_lower_case)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts: dict = {}
+    words: collections.Counter = collections.Counter()
+    for unit in iter_texts([parse_input(f, input_format)[::-1] for f in files], text_field,
+                           sample_fraction, counts):
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(unit)))
+    if not counts.get("documents"):
+        raise UsageError("no documents were read from the input (see the skipped counts: "
+                         f"{counts})")
+    index = {token: i for i, token in enumerate(base)}
+    candidates = []
+    for word, count in words.items():
+        if count < min_frequency or word in index:
+            continue
+        pieces = wordpiece(word, index)
+        if len(pieces) >= 2:  # a word that is [UNK] as a whole has no pieces to start from
+            candidates.append((count * (len(pieces) - 1), count, word, pieces))
+    candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
+    tokens, filled = list(base), []
+    for slot, (_, count, word, pieces) in zip(slots, candidates):
+        filled.append({"id": slot, "slot": base[slot], "word": word, "count": count,
+                       "pieces": [base[p] for p in pieces]})
+        tokens[slot] = word
+    print(f"[build_vocab] filled {len(filled):,} of {len(slots):,} [unused*] slots from "
+          f"{counts['documents']:,} documents ({len(candidates):,} candidate words); {counts}",
+          file=sys.stderr)
+    return tokens, filled

@@ -68,3 +68,37 @@ def special_ids(vocab: Sequence[str], source: str = "vocabulary") -> Dict[str, i
     if missing:
         raise DatasetError(f"{source} lacks BERT's special tokens {missing}")
     return {t: index[t] for t in SPECIAL_TOKENS}
+
+
+def is_unused(token: str) -> bool:
+    """BERT's placeholder slots, "[unused0]".."[unused993]": free for domain words."""
+    return token.startswith("[unused") and token.endswith("]") and token[7:-1].isdigit()
+
+
+def wordpiece(word: str, index: Dict[str, int], max_chars: int = 100) -> List[int]:
+    """The WordPiece ids of one already-normalized word: greedy longest match first,
+    continuations prefixed "##"; [UNK] alone when any part has no match (BERT's rule).
+
+    The one definition of "the pieces a word had in the base vocabulary", shared by
+    the domain-vocabulary builder (pipeline) and the row initialization (model).
+
+    Example:
+        >>> index = {t: i for i, t in enumerate(["[UNK]", "run", "##ning", "##n", "##s"])}
+        >>> wordpiece("running", index), wordpiece("runs", index), wordpiece("runx", index)
+        ([1, 2], [1, 4], [0])
+    """
+    if len(word) > max_chars:
+        return [index["[UNK]"]]
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in index:
+                pieces.append(index[piece])
+                break
+            end -= 1
+        else:
+            return [index["[UNK]"]]
+        start = end
+    return pieces

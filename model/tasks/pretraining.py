@@ -72,6 +72,14 @@ class PretrainingTask(ServingTask):
     def build_model(self) -> keras.Model:
         return build_pretrainer(self.model_config, next_sentence=self.next_sentence)
 
+    def trainable_variables(self, model) -> list:
+        """Without NSP nothing reads the pooled output: its dense layer is left as it is
+        (saved and restored, never updated), not handed a gradient it cannot have."""
+        if self.next_sentence:
+            return model.trainable_variables
+        pooler = {id(v) for v in model.get_layer("backbone").pooled_dense.trainable_variables}
+        return [v for v in model.trainable_variables if id(v) not in pooler]
+
     def checkpoint_objects(self, model) -> dict:
         # `encoder` lets fine-tuning and export take the encoder alone (model/model_dir.py).
         return {"encoder": model.get_layer("backbone")}
