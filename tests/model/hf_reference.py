@@ -4,6 +4,8 @@
         IN holds input_ids, input_mask, segment_ids; OUT gets sequence_output, pooled_output
         (BertModel), and mlm_logits, nsp_logits when the checkpoint has the heads
         (BertForPreTraining).
+    python tests/model/hf_reference.py make_encoder CHECKPOINT_DIR
+        the same without heads (BertModel), as published encoders such as MiniLM are
     python tests/model/hf_reference.py make_pretraining CHECKPOINT_DIR
         writes a small randomly initialized BertForPreTraining (heads included) in
         Hugging Face layout, for tests of importing heads (no published checkpoint here has them).
@@ -38,14 +40,14 @@ def encode(checkpoint_dir, in_path, out_path):
     np.savez(out_path, **out)
 
 
-def make_pretraining(checkpoint_dir, hidden_act="gelu"):
+def make_pretraining(checkpoint_dir, hidden_act="gelu", heads=True):
     torch.manual_seed(0)
     vocab = [line.rstrip("\n") for line in open("tests/fixtures/vocab.txt", encoding="utf-8")]
     config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
                                      num_attention_heads=4, intermediate_size=64,
                                      max_position_embeddings=64, hidden_act=hidden_act,
                                      layer_norm_eps=1e-7)
-    model = transformers.BertForPreTraining(config).eval()
+    model = (transformers.BertForPreTraining if heads else transformers.BertModel)(config).eval()
     with torch.no_grad():  # non-trivial biases and norms, so a mix-up shows
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -57,5 +59,7 @@ def make_pretraining(checkpoint_dir, hidden_act="gelu"):
 if __name__ == "__main__":
     if sys.argv[1] == "encode":
         encode(*sys.argv[2:5])
+    elif sys.argv[1] == "make_encoder":
+        make_pretraining(sys.argv[2], heads=False)
     elif sys.argv[1] == "make_pretraining":
         make_pretraining(*sys.argv[2:])
