@@ -23,13 +23,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data")
 
 
-def ours(work, epochs, lr, seed):
+def import_minilm(work):
+    """all-MiniLM-L6-v2 imported into WORK/minilm (once)."""
     model = os.path.join(work, "minilm")
     if not os.path.exists(os.path.join(model, "config.json")):
         subprocess.run([sys.executable, "-m", "model.import_checkpoint", "--format", "hf",
                         "--checkpoint_dir", os.path.join(DATA, "minilm"), "--output_dir", model],
                        check=True, cwd=ROOT, capture_output=True)
-    out = os.path.join(work, f"ours_{seed}")
+    return model
+
+
+def ours(work, epochs, lr, seed, init=None, name="ours"):
+    """model.finetune from `init` (default: the imported MiniLM), README's MiniLM row."""
+    model = init or import_minilm(work)
+    out = os.path.join(work, f"{name}_{seed}")
     rt = os.path.join(DATA, "rotten_tomatoes")
     t0 = time.time()
     subprocess.run([sys.executable, "-m", "model.finetune", "--task", "sst2", "--init_checkpoint",
