@@ -189,7 +189,7 @@ class CreateInstancesFn(beam.DoFn):
         self.ids = SpecialIds(t.cls_id, t.sep_id, t.mask_id, t.is_continuation, t.replacement_ids)
         self.encoder = InstanceEncoder(
             spec_from_lengths(c.max_seq_length, c.max_predictions_per_seq, masking=c.masking,
-                              next_sentence=c.next_sentence_prediction),
+                              next_sentence=c.next_sentence_prediction, packed=c.packing),
             vocab_size=len(vocab))
         self.instance_config = c.instance_config()
         self.progress = _Progress("instances written")
@@ -232,8 +232,9 @@ class CreateInstancesFn(beam.DoFn):
         c = self.config
         rng = random.Random(derive_seed(c.random_seed, "instances", split, bucket))
         records = []
-        for _ in range(c.dupe_factor):
-            for inst in create_instances(documents, self.instance_config, rng, self.ids, stats):
+        for pass_index in range(c.dupe_factor):
+            for inst in create_instances(documents, self.instance_config, rng, self.ids, stats,
+                                         pass_index):
                 records.append(self.encoder.encode(*inst))
         order = random.Random(derive_seed(c.random_seed, "shuffle", split, bucket))
         order.shuffle(records)

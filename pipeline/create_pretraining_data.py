@@ -8,7 +8,7 @@ Usage:
 
 google-research/bert's flag names and defaults (booleans take --no...), plus
 --max_ngram_size, --num_shards, --masking static|dynamic,
---[no]next_sentence_prediction, --bucket_size, --eval_fraction, --gzip,
+--[no]next_sentence_prediction, --packing, --bucket_size, --eval_fraction, --gzip,
 --overwrite. Flags this module does not know go to Beam's PipelineOptions
 (--runner, --direct_num_workers, --setup_file, Dataflow/Flink/Spark options).
 Without --runner, the DirectRunner runs in multi-processing mode on every core.
@@ -55,6 +55,10 @@ flags.DEFINE_enum("masking", "static", ["static", "dynamic"],
 flags.DEFINE_bool("next_sentence_prediction", True,
                   "Sentence pairs with NSP labels; --nonext_sentence_prediction packs "
                   "full sentences into one segment (RoBERTa-style).")
+flags.DEFINE_bool("packing", False,
+                  "With --nonext_sentence_prediction: fill every sequence to max_seq_length "
+                  "with consecutive text across document boundaries ([SEP] between documents; "
+                  "a document_ids feature), RoBERTa's FULL-SENTENCES: almost no padding.")
 flags.DEFINE_integer("bucket_size", 2000,
                      "Documents per random bucket; NSP negatives come from the same bucket.",
                      lower_bound=2)

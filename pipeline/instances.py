@@ -15,6 +15,16 @@ documents chosen at random by hash), which keeps memory bounded.
 
 Without next-sentence prediction (RoBERTa's DOC-SENTENCES), consecutive
 sentences of a document are packed into one segment up to the target length.
+
+Packing (RoBERTa's FULL-SENTENCES; --packing): the bucket's documents are
+one token stream, each document followed by [SEP], cut into sequences of
+exactly max_seq_length ([CLS] + L - 1 tokens), crossing document
+boundaries; a sequence may start or end inside a document. Only the last
+sequence of a pass is short. Each token carries its document piece's
+number in the sequence (document_ids: 1, 2, ...), so that the trainer can
+keep attention within a document. Every pass after the first starts the
+stream at a random offset (wrapping around), so that dupe_factor > 1 gives
+other sequence boundaries, not copies.
 """
 
 import dataclasses
@@ -36,6 +46,7 @@ class InstanceConfig:
     next_sentence_prediction: bool = True
     masking: str = "static"  # or "dynamic": no masked_lm_* features
     masked: MaskingConfig = MaskingConfig()
+    packing: bool = False  # several documents per sequence (no NSP)
 
 
 class Instance(NamedTuple):
@@ -46,6 +57,7 @@ class Instance(NamedTuple):
     masked_lm_positions: Optional[List[int]]
     masked_lm_ids: Optional[List[int]]
     next_sentence_label: Optional[int]
+    document_ids: Optional[List[int]] = None
 
 
 @dataclasses.dataclass
@@ -140,9 +152,50 @@ def _single_segments(document: TokenizedDocument, config: InstanceConfig,
         yield current[:max_tokens]
 
 
+def packed_sequences(documents: List[TokenizedDocument], config: InstanceConfig, cls_id: int,
+                     sep_id: int, offset: int = 0) -> Iterator[tuple]:
+    """(input_ids, document_ids) of the bucket's documents packed into full sequences.
+
+    Example:
+        >>> docs = [[[10, 11], [12]], [[20, 21, 22]]]
+        >>> for ids, doc_ids in packed_sequences(docs, InstanceConfig(max_seq_length=5), 2, 3):
+        ...     print(ids, doc_ids)
+        [2, 10, 11, 12, 3] [1, 1, 1, 1, 1]
+        [2, 20, 21, 22, 3] [1, 1, 1, 1, 1]
+        >>> for ids, doc_ids in packed_sequences(docs, InstanceConfig(max_seq_length=4), 2, 3, 2):
+        ...     print(ids, doc_ids)
+        [2, 12, 3, 20] [1, 1, 1, 2]
+        [2, 21, 22, 3] [1, 1, 1, 1]
+        [2, 10, 11] [1, 1, 1]
+    """
+    tokens: List[int] = []
+    tags: List[int] = []
+    for index, document in enumerate(documents):
+        for sentence in document:
+            tokens.extend(sentence)
+            tags.extend([index] * len(sentence))
+        tokens.append(sep_id)
+        tags.append(index)
+    if offset:  # a rotation: the wrapped part is another piece even within one document
+        n = len(documents)
+        tokens = tokens[offset:] + tokens[:offset]
+        tags = tags[offset:] + [t + n for t in tags[:offset]]
+    step = config.max_seq_length - 1
+    for start in range(0, len(tokens), step):
+        chunk_tags = tags[start:start + step]
+        if chunk_tags == [chunk_tags[0]] and tokens[start] == sep_id:
+            continue  # a lone [SEP] left over from a document that just filled a sequence
+        doc_ids, number, previous = [], 0, None
+        for tag in chunk_tags:
+            if tag != previous:
+                number, previous = number + 1, tag
+            doc_ids.append(number)
+        yield [cls_id, *tokens[start:start + step]], [1, *doc_ids]
+
+
 def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
                      rng: random.Random, ids: SpecialIds,
-                     stats: Dict[str, int]) -> Iterator[Instance]:
+                     stats: Dict[str, int], pass_index: int = 0) -> Iterator[Instance]:
     """Every instance of one pass over a bucket of documents, in document order.
 
     Args:
@@ -152,6 +205,8 @@ def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
         rng: the bucket's random source (derived from the seed and bucket).
         ids: special ids and vocabulary facts for masking.
         stats: counters updated in place (instances, NSP labels, masks).
+        pass_index: which of the dupe_factor passes this is (packing starts later ones
+            at a random offset).
 
     Example:
         >>> ids = SpecialIds(2, 3, 4, [False] * 50, list(range(5, 50)))
@@ -160,7 +215,13 @@ def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
         >>> inst[0].input_ids[0], inst[0].input_ids.count(3)
         (2, 2)
     """
-    cfg = config.masked
+    if config.packing:
+        total = sum(len(s) for d in documents for s in d) + len(documents)
+        offset = rng.randrange(total) if pass_index and total else 0
+        for tokens, doc_ids in packed_sequences(documents, config, ids.cls_id, ids.sep_id,
+                                                offset):
+            yield from _finish(tokens, [0] * len(tokens), None, doc_ids, config, rng, ids, stats)
+        return
     for index in range(len(documents)):
         if config.next_sentence_prediction:
             segments = (
@@ -171,17 +232,25 @@ def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
             segments = (([ids.cls_id, *a, ids.sep_id], [0] * (len(a) + 2), None)
                         for a in _single_segments(documents[index], config, rng, stats))
         for tokens, segment_ids, label in segments:
-            stats["instances"] = stats.get("instances", 0) + 1
-            if label is not None:
-                key = "nsp_random_next" if label else "nsp_actual_next"
-                stats[key] = stats.get(key, 0) + 1
-            if config.masking == "dynamic":
-                yield Instance(tokens, segment_ids, None, None, label)
-                continue
-            masked, positions, originals = mask_tokens(
-                tokens, cfg, rng, cls_id=ids.cls_id, sep_id=ids.sep_id, mask_id=ids.mask_id,
-                is_continuation=ids.is_continuation, replacement_ids=ids.replacement_ids)
-            stats["masked_tokens"] = stats.get("masked_tokens", 0) + len(positions)
-            yield Instance(masked, segment_ids, positions, originals, label)
+            yield from _finish(tokens, segment_ids, label, None, config, rng, ids, stats)
+
+
+def _finish(tokens, segment_ids, label, document_ids, config: InstanceConfig,
+            rng: random.Random, ids: SpecialIds, stats: Dict[str, int]) -> Iterator[Instance]:
+    """Counts one instance and masks it (static masking) or leaves it to training."""
+    stats["instances"] = stats.get("instances", 0) + 1
+    stats["padding_positions"] = stats.get("padding_positions", 0) + \
+        config.max_seq_length - len(tokens)
+    if label is not None:
+        key = "nsp_random_next" if label else "nsp_actual_next"
+        stats[key] = stats.get(key, 0) + 1
+    if config.masking == "dynamic":
+        yield Instance(tokens, segment_ids, None, None, label, document_ids)
+        return
+    masked, positions, originals = mask_tokens(
+        tokens, config.masked, rng, cls_id=ids.cls_id, sep_id=ids.sep_id, mask_id=ids.mask_id,
+        is_continuation=ids.is_continuation, replacement_ids=ids.replacement_ids)
+    stats["masked_tokens"] = stats.get("masked_tokens", 0) + len(positions)
+    yield Instance(masked, segment_ids, positions, originals, label, document_ids)
 
 

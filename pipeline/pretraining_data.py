@@ -52,6 +52,7 @@ class PretrainingDataConfig:
     num_shards: int = 16
     masking: str = "static"
     next_sentence_prediction: bool = True
+    packing: bool = False
     bucket_size: int = 2000
     open_buckets: int = 4
     input_split_mb: int = 1
@@ -65,6 +66,7 @@ class PretrainingDataConfig:
         return InstanceConfig(
             max_seq_length=self.max_seq_length, short_seq_prob=self.short_seq_prob,
             next_sentence_prediction=self.next_sentence_prediction, masking=self.masking,
+            packing=self.packing,
             masked=MaskingConfig(self.masked_lm_prob, self.max_predictions_per_seq,
                                  self.do_whole_word_mask, self.max_ngram_size or 0))
 
@@ -78,6 +80,13 @@ class PretrainingDataConfig:
             "from the document's bucket (a random sample of a window of about "
             f"{self.open_buckets * self.bucket_size} consecutive documents), standing in for "
             "the reference's whole-corpus draw")
+        if self.packing:
+            out["layout"] = (
+                "packed: each bucket's documents are one stream, a [SEP] after each "
+                "document, cut into sequences of exactly max_seq_length ([CLS] first) that "
+                "cross document boundaries; document_ids numbers the document pieces of a "
+                "sequence 1, 2, ... (0 on padding); only a pass's last sequence is short; "
+                "passes after the first start at a random offset; short_seq_prob is unused")
         return out
 
 
@@ -200,9 +209,13 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
         BertTokenizer(vocab, config.do_lower_case, source=config.vocab_file)
     except VocabError as e:
         raise UsageError(str(e)) from None
+    if config.packing and config.next_sentence_prediction:
+        raise UsageError("--packing puts several documents in one segment: it needs "
+                         "--nonext_sentence_prediction")
     spec = spec_from_lengths(config.max_seq_length, config.max_predictions_per_seq,
                              masking=config.masking,
-                             next_sentence=config.next_sentence_prediction)
+                             next_sentence=config.next_sentence_prediction,
+                             packed=config.packing)
     staging = output_dir + ".staging"
     _delete_tree(staging)
     FileSystems.mkdirs(staging)

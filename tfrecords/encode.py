@@ -119,6 +119,7 @@ class InstanceEncoder:
         masked_lm_positions: Optional[Sequence[int]] = None,
         masked_lm_ids: Optional[Sequence[int]] = None,
         next_sentence_label: Optional[int] = None,
+        document_ids: Optional[Sequence[int]] = None,
     ) -> bytes:
         """Serialized tf.train.Example bytes for one unpadded instance.
 
@@ -130,6 +131,8 @@ class InstanceEncoder:
             masked_lm_ids: the original ids at those positions.
             next_sentence_label: 1 if segment B is a random sentence, else 0
                 (only when the spec has next_sentence).
+            document_ids: 1, 2, ... per token for the document pieces of a packed
+                sequence (only when the spec is packed), the same length as input_ids.
         """
         L, P = self._L, self._P
         n = len(input_ids)
@@ -176,5 +179,14 @@ class InstanceEncoder:
             if next_sentence_label not in (0, 1):
                 raise ValueError(f"next_sentence_label must be 0 or 1, got {next_sentence_label!r}")
             parts += [header["next_sentence_labels"], b"\x01" if next_sentence_label else b"\x00"]
+        if self.spec.packed:
+            if document_ids is None or len(document_ids) != n:
+                raise ValueError(f"a packed spec needs document_ids for each of the {n} tokens")
+            if min(document_ids) < 1:
+                raise ValueError(f"document_ids start at 1 (0 is padding): {list(document_ids)}")
+            parts.append(self._entry("document_ids", INT,
+                                     self._ints(document_ids, L, "document_ids")))
+        elif document_ids is not None:
+            raise ValueError("this spec is not packed: pass no document_ids")
         body = b"".join(parts)
         return b"\x0a" + self._length(len(body)) + body  # Example.features

@@ -12,7 +12,14 @@ trainers read our shards unchanged and we read theirs:
 with L = max_seq_length and P = max_predictions_per_seq, zero-padded.
 Dynamic-masking datasets leave out the three masked_lm_* features (masking
 happens in tf.data at training time); datasets made without next-sentence
-prediction leave out next_sentence_labels.
+prediction leave out next_sentence_labels. Packed datasets (several
+documents per sequence, RoBERTa's FULL-SENTENCES) add
+
+    document_ids[L]                                         int64
+
+1, 2, ... for the document pieces of the sequence in order, 0 on padding;
+readers that ask for features by name (google-research's, Model Garden's)
+simply do not ask for it.
 """
 
 import dataclasses
@@ -45,6 +52,7 @@ class FeatureSpec:
         masked: True for statically masked datasets (the masked_lm_* features
             are present), False for dynamic masking.
         next_sentence: True when next_sentence_labels is present.
+        packed: True when document_ids is present (sequences of several documents).
 
     Example:
         >>> spec = FeatureSpec(max_seq_length=128, max_predictions_per_seq=20)
@@ -56,6 +64,7 @@ class FeatureSpec:
     max_predictions_per_seq: int = 0
     masked: bool = True
     next_sentence: bool = True
+    packed: bool = False
 
     def __post_init__(self):
         if self.max_seq_length < 2:
@@ -84,6 +93,8 @@ class FeatureSpec:
             out["masked_lm_weights"] = (FLOAT, P)
         if self.next_sentence:
             out["next_sentence_labels"] = (INT64, 1)
+        if self.packed:
+            out["document_ids"] = (INT64, L)
         return out
 
     def parse_features(self) -> dict:
@@ -103,6 +114,7 @@ class FeatureSpec:
             "max_predictions_per_seq": self.max_predictions_per_seq,
             "masked": self.masked,
             "next_sentence": self.next_sentence,
+            "packed": self.packed,
             "spec": {
                 name: {"dtype": dtype, "shape": [length]}
                 for name, (dtype, length) in self.shapes().items()
@@ -118,6 +130,7 @@ class FeatureSpec:
                 max_predictions_per_seq=int(block.get("max_predictions_per_seq", 0)),
                 masked=bool(block.get("masked", True)),
                 next_sentence=bool(block.get("next_sentence", True)),
+                packed=bool(block.get("packed", False)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise FeatureSpecError(f"{source}: malformed features block ({e})") from e
@@ -149,6 +162,7 @@ class FeatureSpec:
             max_predictions_per_seq=found["masked_lm_positions"][1] if masked else 0,
             masked=masked,
             next_sentence="next_sentence_labels" in found,
+            packed="document_ids" in found,
         )
         spec.check_found(found, source)
         return spec
@@ -197,6 +211,7 @@ def spec_from_lengths(
     *,
     masking: str = "static",
     next_sentence: bool = True,
+    packed: bool = False,
 ) -> FeatureSpec:
     """The spec for generation parameters (`masking` is 'static' or 'dynamic')."""
     if masking not in ("static", "dynamic"):
@@ -206,4 +221,5 @@ def spec_from_lengths(
         max_predictions_per_seq=max_predictions_per_seq or 0,
         masked=masking == "static",
         next_sentence=next_sentence,
+        packed=packed,
     )

@@ -223,3 +223,37 @@ def test_peer_reader_reads_our_output(tmp_path):
     assert batch["input_word_ids"].shape == (4, 64)
     assert batch["masked_lm_ids"].shape == (4, 10)
     assert set(batch["next_sentence_labels"].numpy().ravel()) <= {0, 1}
+
+
+def test_packed_dataset_has_document_ids_and_other_readers_still_read_it(tmp_path):
+    from official.nlp.data import pretrain_dataloader
+
+    run(config(tmp_path, next_sentence_prediction=False, packing=True, bucket_size=2000,
+               open_buckets=1, input_file=(f"sentences:{CORPUS / 'sentences.txt'}",
+                           f"books:{CORPUS / 'books' / '*.txt'}")), IN_MEMORY)
+    ds = tmp_path / "ds"
+    info = json.loads((ds / "info.json").read_text())
+    assert info["features"]["packed"] and "packed" in info["generation"]["layout"]
+    source = open_source(str(ds))
+    assert source.spec.packed and not source.spec.next_sentence
+    records = list(make_dataset(str(ds), global_batch_size=1, is_training=False).unbatch())
+    lengths = sorted(int(r["input_mask"].numpy().sum()) for r in records)
+    # one stream per bucket (here one per input item) and pass: every sequence is full
+    # but the last of each
+    assert len([n for n in lengths if n < 64]) <= 2 * 3 and len(records) > 10
+    for r in records:
+        doc_ids, mask = r["document_ids"].numpy(), r["input_mask"].numpy()
+        assert ((doc_ids > 0) == (mask > 0)).all() and doc_ids[0] == 1
+        assert (0 <= doc_ids[1:][mask[1:] > 0] - doc_ids[:-1][mask[1:] > 0]).all()
+    assert max(int(r["document_ids"].numpy().max()) for r in records) >= 2
+    # Model Garden's reader asks for features by name: document_ids is simply not read.
+    params = pretrain_dataloader.BertPretrainDataConfig(
+        input_path=str(ds / "train-*"), global_batch_size=4, is_training=False, seq_length=64,
+        max_predictions_per_seq=10, use_next_sentence_label=False)
+    batch = next(iter(pretrain_dataloader.BertPretrainDataLoader(params).load()))
+    assert batch["input_word_ids"].shape == (4, 64) and "document_ids" not in batch
+
+
+def test_packing_needs_single_segments(tmp_path):
+    with pytest.raises(UsageError, match="--packing .* needs --nonext_sentence_prediction"):
+        run(config(tmp_path, packing=True), IN_MEMORY)

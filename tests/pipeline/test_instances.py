@@ -151,3 +151,44 @@ def test_a_bucket_of_one_document_never_fakes_a_negative():
                                 random.Random(0), ids, stats))
     assert out == []  # one sentence, no other document: no pair can be made
     assert stats["nsp_negative_unavailable"] == 1
+
+
+def test_packing_fills_sequences_with_consecutive_text_across_documents():
+    docs, where, vocab_size = synthetic_corpus(300, seed=3)
+    ids = SpecialIds(CLS, SEP, MASK, [False] * vocab_size, list(range(FIRST_CONTENT, vocab_size)))
+    config = InstanceConfig(max_seq_length=128, next_sentence_prediction=False, packing=True,
+                            masked=MaskingConfig(0.15, 20))
+    rng, stats = random.Random(5), {}
+    passes = [list(create_instances(docs, config, rng, ids, stats, pass_index=p))
+              for p in range(2)]
+    total = sum(len(s) for d in docs for s in d)
+    for instances in passes:
+        lengths = [len(i.input_ids) for i in instances]
+        # Every sequence is full but the pass's last one: padding <= 1% of positions.
+        assert lengths[:-1] == [128] * (len(lengths) - 1)
+        assert sum(128 - n for n in lengths) <= 0.01 * 128 * len(lengths)
+        stream = []
+        for inst in instances:
+            tokens = list(inst.input_ids)
+            for pos, original in zip(inst.masked_lm_positions, inst.masked_lm_ids):
+                tokens[pos] = original
+            assert tokens[0] == CLS and inst.segment_ids == [0] * len(tokens)
+            assert inst.document_ids[0] == 1 and len(inst.document_ids) == len(tokens)
+            # Text is consecutive within a document; after a [SEP] the next document
+            # starts at its beginning, and document_ids counts up by one exactly there.
+            for k in range(2, len(tokens)):
+                prev, cur = tokens[k - 1], tokens[k]
+                step = inst.document_ids[k] - inst.document_ids[k - 1]
+                if prev == SEP:
+                    assert step == 1 and where[cur][1] == 0, k
+                else:
+                    assert step == 0, k
+                    if cur != SEP:
+                        assert where[cur] == (where[prev][0], where[prev][1] + 1), k
+            stream.extend(t for t in tokens[1:] if t != SEP)
+        # Each pass holds every token of the bucket exactly once.
+        assert sorted(stream) == list(range(FIRST_CONTENT, FIRST_CONTENT + total))
+    # A second pass starts elsewhere: other sequence boundaries, not copies.
+    firsts = [i.input_ids[1:4] for i in passes[0]], [i.input_ids[1:4] for i in passes[1]]
+    assert firsts[0] != firsts[1]
+    assert stats["padding_positions"] == sum(128 - len(i.input_ids) for p in passes for i in p)
