@@ -143,6 +143,32 @@ class BertEncoder(keras_hub.models.Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.cls_token_index = 0
 
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph; or, for packed sequences (inputs with "document_ids"),
+        the same layers with attention kept within each document.
+
+        document_ids [B, L]: 1, 2, ... per document piece, 0 on padding. A token
+        attends only to tokens of its own piece (a block-diagonal [B, L, L] mask,
+        which keras-hub's TransformerEncoder takes as attention_mask). With
+        "position_ids" [B, L] too, positions are those (e.g. restarting at 0 in
+        each document) instead of 0..L-1. The weights and the checkpoint layout are
+        the functional graph's: packed training and unpacked serving share them.
+        """
+        if not isinstance(inputs, dict) or "document_ids" not in inputs:
+            return super().call(inputs, training=training, mask=mask)
+        documents = keras.ops.convert_to_tensor(inputs["document_ids"])
+        attention_mask = keras.ops.logical_and(
+            keras.ops.equal(documents[:, :, None], documents[:, None, :]),
+            keras.ops.greater(documents[:, None, :], 0))
+        tokens = self.token_embedding(inputs["token_ids"])
+        positions = self.position_embedding(tokens, positions=inputs.get("position_ids"))
+        x = self.embeddings_add((tokens, positions, self.segment_embedding(inputs["segment_ids"])))
+        x = self.embeddings_dropout(self.embeddings_layer_norm(x), training=training)
+        for layer in self.transformer_layers:
+            x = layer(x, padding_mask=inputs["padding_mask"], attention_mask=attention_mask,
+                      training=training)
+        return {"sequence_output": x, "pooled_output": self.pooled_dense(x[:, 0, :])}
+
     def get_config(self):
         config = super().get_config()
         config.update({

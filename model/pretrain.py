@@ -42,6 +42,9 @@ def define_flags():
                          "Masked positions per sequence (dynamic-masking datasets only).",
                          lower_bound=1)
     flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (dynamic-masking datasets only).")
+    flags.DEFINE_bool("restart_positions", False, "Packed datasets (--packing): position ids "
+                      "restart at 0 in each document (attention is kept within documents "
+                      "either way).")
     flags.DEFINE_integer("num_train_steps", 100_000, "Optimizer steps.", lower_bound=1)
     flags.DEFINE_integer("num_warmup_steps", 10_000, "Linear warmup steps.", lower_bound=0)
     flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", lower_bound=0.0)

@@ -39,6 +39,7 @@ class PretrainConfig(EngineConfig):
     max_seq_length: int = 0  # 0: the dataset's
     max_predictions_per_seq: int = 20  # dynamic masking only; static takes the dataset's
     masked_lm_prob: float = 0.15  # dynamic masking only
+    restart_positions: bool = False  # packed datasets: positions restart in each document
     init_checkpoint: str = ""  # a model dir or checkpoint: weights to start from (warm_start)
     eval_input_file: str = ""
     eval_batch_size: int = 64
@@ -102,11 +103,15 @@ class Pretrainer:
             raise TrainingError(
                 f"the dataset's sequences have {self.seq_length} tokens, more than the model's "
                 f"max_sequence_length {self.model_config.max_sequence_length}")
+        if c.restart_positions and not spec.packed:
+            raise TrainingError(f"--restart_positions applies to packed datasets "
+                                f"(create_pretraining_data --packing); {c.input_file} is not one")
         self._check_previous_run()
         self.task = PretrainingTask(
             self.model_config, next_sentence=spec.next_sentence, vocab=self.vocab,
             max_predictions=spec.max_predictions_per_seq if spec.masked
-            else c.max_predictions_per_seq, masked_lm_prob=c.masked_lm_prob)
+            else c.max_predictions_per_seq, masked_lm_prob=c.masked_lm_prob,
+            restart_positions=c.restart_positions)
         self.model = self.engine.build(self.task)
 
     def _check_previous_run(self):
@@ -130,7 +135,9 @@ class Pretrainer:
             extra={"training": json.loads(json.dumps(dataclasses.asdict(self.config))),
                    "dataset": {"max_seq_length": self.seq_length,
                                "max_predictions_per_seq": self.task.max_predictions,
-                               "masked": spec.masked, "next_sentence": spec.next_sentence}})
+                               "masked": spec.masked, "next_sentence": spec.next_sentence,
+                               "packed": spec.packed,
+                               "restart_positions": self.config.restart_positions}})
 
     def _initialize(self):
         """--init_checkpoint: weights only (a new schedule and optimizer), every encoder

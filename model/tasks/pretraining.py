@@ -2,7 +2,8 @@
 and the serving of a pretrained model ("pretrainer" kind).
 
     inputs   the dataset's features (tfrecords/): input_ids, input_mask, segment_ids,
-             masked_lm_positions, masked_lm_ids, masked_lm_weights, next_sentence_labels
+             masked_lm_positions, masked_lm_ids, masked_lm_weights, next_sentence_labels;
+             document_ids in packed datasets (attention stays within each document)
     losses   masked-LM cross-entropy over the global batch's masked_lm_weights,
              plus NSP cross-entropy over its examples
     served   raw text with literal "[MASK]"s -> top-k tokens per mask (+ NSP probabilities)
@@ -14,7 +15,7 @@ from typing import Dict
 import keras
 import tensorflow as tf
 
-from model.encoder import BERT_INPUTS
+from model.encoder import BERT_INPUTS, encoder_inputs
 from model.preprocessing import trim_to_longest
 from model.pretrainer import build_pretrainer
 from model.tasks.base import ServingTask, register
@@ -46,6 +47,21 @@ def dynamic_masker(vocab, max_predictions: int, masked_lm_prob: float):
     return mask
 
 
+def restarted_positions(document_ids):
+    """Position ids that start at 0 in each document piece of a packed sequence:
+    a token's position is the number of earlier tokens of its own piece (0 on padding).
+
+    Example:
+        >>> restarted_positions(tf.constant([[1, 1, 1, 2, 2, 0]])).numpy().tolist()
+        [[0, 1, 2, 0, 1, 0]]
+    """
+    length = tf.shape(document_ids)[1]
+    same = tf.equal(document_ids[:, :, None], document_ids[:, None, :])
+    earlier = tf.range(length)[None, :] < tf.range(length)[:, None]  # [i, j]: j < i
+    positions = tf.reduce_sum(tf.cast(tf.logical_and(same, earlier[None]), tf.int32), axis=2)
+    return positions * tf.cast(document_ids > 0, tf.int32)  # 0 on padding
+
+
 @register
 class PretrainingTask(ServingTask):
     """MLM (+ NSP) on a dataset directory; the engine's task for `model.pretrain`.
@@ -55,17 +71,20 @@ class PretrainingTask(ServingTask):
         next_sentence: the dataset has NSP labels (the model gets the NSP head).
         vocab: the vocabulary (dynamic masking draws from it).
         max_predictions, masked_lm_prob: dynamic masking's settings.
+        restart_positions: in packed datasets, positions restart at 0 in each document.
     """
 
     kind = "pretrainer"
     split_on_mask = True
 
     def __init__(self, model_config=None, *, next_sentence: bool = True, vocab=(),
-                 max_predictions: int = 20, masked_lm_prob: float = 0.15, settings=None):
+                 max_predictions: int = 20, masked_lm_prob: float = 0.15,
+                 restart_positions: bool = False, settings=None):
         super().__init__(settings)
         self.model_config, self.next_sentence = model_config, next_sentence
         self.vocab, self.max_predictions = list(vocab), max_predictions
         self.masked_lm_prob = masked_lm_prob
+        self.restart_positions = restart_positions
 
     # -- the engine's interface ------------------------------------------------
 
@@ -99,8 +118,22 @@ class PretrainingTask(ServingTask):
 
         return fn
 
+    def outputs(self, model, batch, training):
+        """The model's outputs; packed batches go through the same layers with attention
+        kept within each document (BertEncoder.call), the graph and weights unchanged."""
+        if "document_ids" not in batch:
+            return model({k: batch[k] for k in MODEL_INPUTS}, training=training)
+        inputs = dict(encoder_inputs(batch), document_ids=batch["document_ids"])
+        if self.restart_positions:
+            inputs["position_ids"] = restarted_positions(batch["document_ids"])
+        encoded = model.get_layer("backbone")(inputs, training=training)
+        # Packed datasets have no NSP labels, so the model has no NSP head.
+        return {"mlm_logits": model.get_layer("mlm_head")(
+            encoded["sequence_output"], mask_positions=batch["masked_lm_positions"],
+            training=training)}
+
     def replica_terms(self, model, batch, training):
-        outputs = model({k: batch[k] for k in MODEL_INPUTS}, training=training)
+        outputs = self.outputs(model, batch, training)
         logits = tf.cast(outputs["mlm_logits"], tf.float32)
         labels = batch["masked_lm_ids"]
         weights = tf.cast(batch["masked_lm_weights"], tf.float32)
