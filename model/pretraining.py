@@ -11,6 +11,7 @@ eval_results.json}.
 
 import dataclasses
 import json
+import math
 import os
 import sys
 from typing import Dict, Sequence
@@ -37,14 +38,23 @@ class PretrainConfig(EngineConfig):
     model_overrides: Sequence[str] = ()
     vocab_file: str = ""
     max_seq_length: int = 0  # 0: the dataset's
-    max_predictions_per_seq: int = 20  # dynamic masking only; static takes the dataset's
-    masked_lm_prob: float = 0.15  # dynamic masking only
+    # Dynamic masking only (static datasets carry their masks): masked_lm_prob of each
+    # sequence's tokens, at most max_predictions_per_seq (0: ceil(L x masked_lm_prob)).
+    max_predictions_per_seq: int = 0
+    masked_lm_prob: float = 0.15
+    do_whole_word_mask: bool = False
     restart_positions: bool = False  # packed datasets: positions restart in each document
     init_checkpoint: str = ""  # a model dir or checkpoint: weights to start from (warm_start)
     eval_input_file: str = ""
     eval_batch_size: int = 64
     max_eval_steps: int = 0
     shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
+
+
+def spec_rate(source: Source) -> str:
+    """The masking rate a dataset was generated with, as info.json records it."""
+    generation = source.dataset.info.get("generation", {}) if source.dataset else {}
+    return str(generation.get("masked_lm_prob", "unknown"))
 
 
 def _open_eval_source(path: str) -> Source:
@@ -103,15 +113,23 @@ class Pretrainer:
             raise TrainingError(
                 f"the dataset's sequences have {self.seq_length} tokens, more than the model's "
                 f"max_sequence_length {self.model_config.max_sequence_length}")
+        if spec.masked and (c.do_whole_word_mask or c.masked_lm_prob != 0.15):
+            raise TrainingError(
+                f"{c.input_file} holds static masks (made at masked_lm_prob "
+                f"{spec_rate(self.source)}): --masked_lm_prob and --do_whole_word_mask apply "
+                "to dynamic-masking datasets (create_pretraining_data --masking dynamic)")
+        if not 0.0 < c.masked_lm_prob < 1.0:
+            raise TrainingError(f"--masked_lm_prob must be in (0, 1), got {c.masked_lm_prob}")
+        max_predictions = spec.max_predictions_per_seq if spec.masked else (
+            c.max_predictions_per_seq or math.ceil(self.seq_length * c.masked_lm_prob))
         if c.restart_positions and not spec.packed:
             raise TrainingError(f"--restart_positions applies to packed datasets "
                                 f"(create_pretraining_data --packing); {c.input_file} is not one")
         self._check_previous_run()
         self.task = PretrainingTask(
             self.model_config, next_sentence=spec.next_sentence, vocab=self.vocab,
-            max_predictions=spec.max_predictions_per_seq if spec.masked
-            else c.max_predictions_per_seq, masked_lm_prob=c.masked_lm_prob,
-            restart_positions=c.restart_positions)
+            max_predictions=max_predictions, masked_lm_prob=c.masked_lm_prob,
+            restart_positions=c.restart_positions, whole_word_mask=c.do_whole_word_mask)
         self.model = self.engine.build(self.task)
 
     def _check_previous_run(self):
@@ -167,6 +185,11 @@ class Pretrainer:
         if step >= total:
             print(f"Already at step {step} of {total}: nothing to train", file=sys.stderr)
         else:
+            if not self.source.spec.masked:
+                print(f"Dynamic masking: {c.masked_lm_prob:.0%} of each sequence's tokens, at "
+                      f"most {self.task.max_predictions}"
+                      f"{', whole words' if c.do_whole_word_mask else ''}; new masks every epoch",
+                      file=sys.stderr, flush=True)
             iterator = iter(self._dataset(self.source, engine.micro_batch, True))
             last = engine.train(self.task, iterator, total, start_step=step,
                                 description=f"{self.model_config.preset} ")

@@ -13,6 +13,7 @@ import math
 from typing import Dict
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from model.encoder import BERT_INPUTS, encoder_inputs
@@ -25,24 +26,74 @@ from tfrecords.vocab import special_ids
 MODEL_INPUTS = BERT_INPUTS + ("masked_lm_positions",)
 
 
-def dynamic_masker(vocab, max_predictions: int, masked_lm_prob: float):
-    """A tf.data map that masks unmasked batches with keras-hub's MaskedLMMaskGenerator."""
-    import keras_hub
+def dynamic_masker(vocab, max_predictions: int, masked_lm_prob: float,
+                   whole_word: bool = False):
+    """A tf.data map that masks unmasked batches as google-research's generator does,
+    new masks every time it runs (dynamic masking, RoBERTa).
 
+    Per row, round(n x masked_lm_prob) of its n maskable tokens (not [PAD], [CLS],
+    [SEP], [UNK]), at least 1 and at most max_predictions, are chosen at random;
+    with whole_word, whole words (a token and its "##" continuations) are chosen,
+    never more than the budget. Of the chosen, 80% become [MASK], 10% a random real
+    token (not a bracketed special one), 10% stay. The exact count, not a per-token
+    coin (keras-hub's MaskedLMMaskGenerator), so that the rate is the rate asked for.
+    """
     ids = special_ids(vocab)
-    generator = keras_hub.layers.MaskedLMMaskGenerator(
-        vocabulary_size=len(vocab), mask_selection_rate=masked_lm_prob,
-        mask_token_id=ids["[MASK]"], mask_selection_length=max_predictions,
-        unselectable_token_ids=[ids[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]")])
+    unselectable = np.zeros(len(vocab), bool)
+    unselectable[[ids[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]")]] = True
+    continuation = np.array([t.startswith("##") for t in vocab])
+    replacements = np.array([i for i, t in enumerate(vocab)
+                             if not (t.startswith("[") and t.endswith("]"))], np.int32)
+    unselectable, continuation = tf.constant(unselectable), tf.constant(continuation)
+    replacements = tf.constant(replacements)
+    mask_id, P = ids["[MASK]"], max_predictions
 
     def mask(batch):
-        out = generator(batch["input_ids"])
-        batch = dict(batch)
-        batch["input_ids"] = tf.cast(out["token_ids"], tf.int32)
-        batch["masked_lm_positions"] = tf.cast(out["mask_positions"], tf.int32)
-        batch["masked_lm_ids"] = tf.cast(out["mask_ids"], tf.int32)
-        batch["masked_lm_weights"] = tf.cast(out["mask_weights"], tf.float32)
-        return batch
+        input_ids = tf.cast(batch["input_ids"], tf.int32)
+        shape = tf.shape(input_ids)
+        B, L = shape[0], shape[1]
+        selectable = tf.logical_not(tf.gather(unselectable, input_ids))
+        count = tf.reduce_sum(tf.cast(selectable, tf.float32), axis=1)
+        budget = tf.minimum(tf.cast(P, tf.float32),
+                            tf.maximum(1.0, tf.round(count * masked_lm_prob)))
+        if whole_word:  # one score per word: a token and the "##" pieces after it
+            starts = tf.logical_or(tf.logical_not(tf.gather(continuation, input_ids)),
+                                   tf.logical_not(selectable))
+            word = tf.cumsum(tf.cast(starts, tf.int32), axis=1)
+            scores = tf.gather(tf.random.uniform([B, L + 1]), word, batch_dims=1)
+        else:
+            word = tf.broadcast_to(tf.range(L)[None], shape)
+            scores = tf.random.uniform([B, L])
+        scores = tf.where(selectable, scores, -1.0)
+        order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
+        rank = tf.argsort(order, axis=1, stable=True)  # each token's place in the draw
+        # A word is chosen when all its tokens are within the budget (they are
+        # consecutive in the draw: one score per word).
+        segments = word + (L + 1) * tf.range(B)[:, None]
+        last = tf.math.unsorted_segment_max(tf.reshape(rank, [-1]), tf.reshape(segments, [-1]),
+                                            B * (L + 1))
+        word_last = tf.reshape(tf.gather(last, tf.reshape(segments, [-1])), shape)
+        chosen = tf.logical_and(selectable, tf.cast(word_last, tf.float32) < budget[:, None])
+        # The chosen positions in order, padded to P.
+        position = tf.broadcast_to(tf.range(L)[None], shape)
+        key = tf.sort(tf.where(chosen, position, L + position), axis=1)[:, :P]
+        key = tf.pad(key, [[0, 0], [0, P - tf.shape(key)[1]]], constant_values=2 * L)
+        valid = key < L
+        positions = tf.where(valid, key, 0)
+        labels = tf.where(valid, tf.gather(input_ids, positions, batch_dims=1), 0)
+        draw = tf.random.uniform([B, P])
+        random_ids = tf.gather(replacements, tf.random.uniform(
+            [B, P], maxval=tf.shape(replacements)[0], dtype=tf.int32))
+        new = tf.where(draw < 0.8, mask_id, tf.where(draw < 0.9, random_ids, labels))
+        rows = tf.broadcast_to(tf.range(B)[:, None], [B, P])
+        updates = tf.boolean_mask(tf.stack([rows, positions], -1), valid)
+        out = dict(batch)
+        out["input_ids"] = tf.tensor_scatter_nd_update(input_ids, updates,
+                                                       tf.boolean_mask(new, valid))
+        out["masked_lm_positions"] = positions
+        out["masked_lm_ids"] = labels
+        out["masked_lm_weights"] = tf.cast(valid, tf.float32)
+        return out
 
     return mask
 
@@ -70,7 +121,7 @@ class PretrainingTask(ServingTask):
         model_config: the encoder's ModelConfig.
         next_sentence: the dataset has NSP labels (the model gets the NSP head).
         vocab: the vocabulary (dynamic masking draws from it).
-        max_predictions, masked_lm_prob: dynamic masking's settings.
+        max_predictions, masked_lm_prob, whole_word_mask: dynamic masking's settings.
         restart_positions: in packed datasets, positions restart at 0 in each document.
     """
 
@@ -79,12 +130,13 @@ class PretrainingTask(ServingTask):
 
     def __init__(self, model_config=None, *, next_sentence: bool = True, vocab=(),
                  max_predictions: int = 20, masked_lm_prob: float = 0.15,
-                 restart_positions: bool = False, settings=None):
+                 restart_positions: bool = False, whole_word_mask: bool = False,
+                 settings=None):
         super().__init__(settings)
         self.model_config, self.next_sentence = model_config, next_sentence
         self.vocab, self.max_predictions = list(vocab), max_predictions
         self.masked_lm_prob = masked_lm_prob
-        self.restart_positions = restart_positions
+        self.restart_positions, self.whole_word_mask = restart_positions, whole_word_mask
 
     # -- the engine's interface ------------------------------------------------
 
@@ -112,7 +164,7 @@ class PretrainingTask(ServingTask):
                               is_training=is_training, shuffle=shuffle, seed=seed, source=source)
             if not source.spec.masked:
                 ds = ds.map(dynamic_masker(self.vocab, self.max_predictions,
-                                           self.masked_lm_prob),
+                                           self.masked_lm_prob, self.whole_word_mask),
                             num_parallel_calls=tf.data.AUTOTUNE)
             return ds
 

@@ -65,3 +65,40 @@ def test_pretraining_on_a_packed_dataset_serves_as_an_ordinary_pretrainer(tmp_pa
     # The checkpoint has the unpacked graph's layout: the serving model loads all of it.
     model, encoder, task = load_model(md)
     assert "nsp_logits" not in model.output and task.kind == "pretrainer"
+
+
+def test_dynamic_masking_takes_the_rate_asked_for_and_whole_words():
+    import tensorflow as tf
+
+    from model.tasks.pretraining import dynamic_masker
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(50)] + \
+        [f"##c{i}" for i in range(20)]
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, len(vocab), size=(256, 128)).astype(np.int32)
+    ids[:, 0], ids[:, 100], ids[:, 101:] = 2, 3, 0  # 99 maskable tokens per row
+    continuation = np.array([t.startswith("##") for t in vocab])
+    for whole_word in (False, True):
+        out = {k: v.numpy() for k, v in dynamic_masker(vocab, 39, 0.3, whole_word)(
+            {"input_ids": tf.constant(ids)}).items()}
+        weights, positions = out["masked_lm_weights"], out["masked_lm_positions"]
+        per_row = weights.sum(axis=1)
+        if whole_word:  # whole words up to the budget
+            assert per_row.max() <= 30 and per_row.mean() > 27
+        else:
+            assert (per_row == 30).all()  # round(99 x 0.3), every row
+        rows = np.repeat(np.arange(256)[:, None], 39, axis=1)
+        chosen = weights > 0
+        labels, now = out["masked_lm_ids"][chosen], out["input_ids"][rows[chosen],
+                                                                       positions[chosen]]
+        assert (labels == ids[rows[chosen], positions[chosen]]).all()
+        assert (positions[chosen] >= 1).all() and (positions[chosen] < 100).all()
+        assert 0.77 < (now == 4).mean() < 0.83 and 0.08 < (now == labels).mean() < 0.12
+        unchanged = np.ones_like(ids, bool)
+        unchanged[rows[chosen], positions[chosen]] = False
+        assert (out["input_ids"][unchanged] == ids[unchanged]).all()
+        if whole_word:  # a "##" piece is chosen exactly when the token before it is
+            mask = np.zeros_like(ids, bool)
+            mask[rows[chosen], positions[chosen]] = True
+            follows = continuation[ids[:, 2:100]]
+            assert (mask[:, 2:100][follows] == mask[:, 1:99][follows]).all()
