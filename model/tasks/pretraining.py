@@ -196,7 +196,9 @@ class PretrainingTask(ServingTask):
         stats = {"mlm_loss_sum": tf.reduce_sum(per_token * weights),
                  "mlm_correct": tf.reduce_sum(correct * weights),
                  "mlm_weight": tf.reduce_sum(weights)}
-        if "nsp_logits" in outputs:
+        # A model with an NSP head scored on single segments (one evaluation set for
+        # models of both recipes) is scored on MLM only.
+        if "nsp_logits" in outputs and "next_sentence_labels" in batch:
             nsp_logits = tf.cast(outputs["nsp_logits"], tf.float32)
             nsp_labels = tf.reshape(batch["next_sentence_labels"], [-1])
             per_example = keras.losses.sparse_categorical_crossentropy(

@@ -1,0 +1,38 @@
+"""The recipe flagfiles (configs/recipes/) run as documented: data, then pretraining."""
+
+import json
+
+import pytest
+
+from pipeline.pretraining_data import DEFAULT_RUNNER
+from tests.conftest import FIXTURES, ROOT, run_module
+
+CORPUS = FIXTURES / "corpus"
+
+
+@pytest.mark.parametrize("recipe", ["bert2018_mini", "modern_mini"])
+def test_recipe_flagfiles_make_a_dataset_and_pretrain_on_it(recipe, tmp_path):
+    configs = ROOT / "configs" / "recipes"
+    run_module("pipeline.create_pretraining_data", f"--flagfile={configs / recipe}.data.flags",
+               "--input_file", f"sentences:{CORPUS / 'sentences.txt'},books:{CORPUS / 'books'}/*.txt",
+               "--vocab_file", FIXTURES / "vocab.txt", "--output_dir", tmp_path / "ds",
+               "--max_seq_length", 32, "--eval_fraction", 0.2,
+               f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory")
+    info = json.loads((tmp_path / "ds" / "info.json").read_text())
+    features = info["features"]
+    modern = recipe.startswith("modern")
+    assert features["packed"] == modern and features["next_sentence"] == (not modern)
+    assert features["masked"] == (not modern)
+    proc = run_module("model.pretrain", f"--flagfile={configs / recipe}.pretrain.flags",
+                      "--input_file", tmp_path / "ds", "--output_dir", tmp_path / "m",
+                      "--train_batch_size", 8, "--num_train_steps", 2, "--num_warmup_steps", 0,
+                      "--log_steps", 1, "--eval_input_file", tmp_path / "ds")
+    assert "eval eval_mlm_loss" in proc.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["model"]["hidden_dim"] == 256  # bert_mini
+    if modern:
+        assert "Dynamic masking: 30% of each sequence's tokens, at most 10" in proc.stderr
+        assert config["model"]["dropout"] == 0.0
+        assert config["training"]["mixed_precision"] == "mixed_bfloat16"
+    else:
+        assert "nsp_loss" in proc.stderr
