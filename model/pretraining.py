@@ -94,6 +94,15 @@ class Pretrainer:
                 source = find_source(c.output_dir if self.resuming else c.init_checkpoint)
                 self.init_source = None if self.resuming else source
                 self.model_config = architecture(source, c.preset, overrides, len(self.vocab))
+                generation = self.source.dataset.info.get("generation", {}) \
+                    if self.source.dataset else {}
+                lower = generation.get("do_lower_case")
+                if source.model_dir and lower is not None and \
+                        bool(lower) != source.model_dir.do_lower_case:
+                    raise TrainingError(
+                        f"{c.input_file} was tokenized with do_lower_case {bool(lower)}, "
+                        f"--init_checkpoint's model with {source.model_dir.do_lower_case}: "
+                        "remake the dataset with the checkpoint's casing")
                 if self.model_config is None:  # a bare checkpoint: the flags give the config
                     self.model_config = resolve(c.preset or "bert_tiny",
                                                 vocabulary_size=len(self.vocab),

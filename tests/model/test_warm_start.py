@@ -94,6 +94,10 @@ def test_contradicting_flags_and_incomplete_checkpoints_are_refused_by_name(
                               init_checkpoint=str(init), train_batch_size=4,
                               optimizer=OptimizerConfig(num_train_steps=1), **kw)
 
+    cased = make_dataset_dir(tmp_path / "cased", do_lower_case=False)
+    with pytest.raises(TrainingError, match="was tokenized with do_lower_case False, "
+                                            "--init_checkpoint's model with True"):
+        Pretrainer(dataclasses.replace(config(imported_encoder), input_file=str(cased)))
     with pytest.raises(TrainingError, match=r"--model_override num_layers=3 contradicts .*"
                                             r"\(num_layers 2\); only dropout may change"):
         Pretrainer(config(imported_encoder, model_overrides=("num_layers=3",)))
