@@ -99,8 +99,8 @@ def pretrain(work, name, recipe, data, extra, steps, log_steps, evalset=None):
 
 def rate(model_dir):
     """Examples/s: the median of the logged windows after the first (start-up, tracing)."""
-    windows = [r["examples_per_second"] for r in train_log(model_dir)[1:]]
-    return statistics.median(windows)
+    windows = [r["examples_per_second"] for r in train_log(model_dir)]
+    return statistics.median(windows[1:] or windows)
 
 
 def finetune(work, name, model_dir, epochs):
@@ -144,7 +144,7 @@ def main():
                 steps = steps_of["modern"]  # bf16's check: the same steps in fp32
             else:
                 calib, _ = pretrain(work, f"calibrate_{name}", recipe, data, train_extra,
-                                    args.calibration_steps, 10)
+                                    args.calibration_steps, max(args.calibration_steps // 4, 1))
                 steps = max(int(budget * rate(calib) / 32), 10)
             steps_of[name] = steps
             model, seconds = pretrain(work, name, recipe, data, train_extra, steps,
