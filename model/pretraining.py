@@ -85,31 +85,8 @@ class Pretrainer:
                 raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
             self.vocab, self.vocab_file = read_vocab(vocab_file), vocab_file
             special_ids(self.vocab, f"vocabulary {vocab_file}")  # masking needs them
-            overrides = parse_overrides(c.model_overrides)
-            self.init_source = self.resuming = None
-            if c.init_checkpoint:
-                # Resuming the run in output_dir takes priority (as in google-research/bert):
-                # the architecture is then the run's own, which came from the checkpoint.
-                self.resuming = tf.train.latest_checkpoint(self.engine.checkpoint_dir)
-                source = find_source(c.output_dir if self.resuming else c.init_checkpoint)
-                self.init_source = None if self.resuming else source
-                self.model_config = architecture(source, c.preset, overrides, len(self.vocab))
-                generation = self.source.dataset.info.get("generation", {}) \
-                    if self.source.dataset else {}
-                lower = generation.get("do_lower_case")
-                if source.model_dir and lower is not None and \
-                        bool(lower) != source.model_dir.do_lower_case:
-                    raise TrainingError(
-                        f"{c.input_file} was tokenized with do_lower_case {bool(lower)}, "
-                        f"--init_checkpoint's model with {source.model_dir.do_lower_case}: "
-                        "remake the dataset with the checkpoint's casing")
-                if self.model_config is None:  # a bare checkpoint: the flags give the config
-                    self.model_config = resolve(c.preset or "bert_tiny",
-                                                vocabulary_size=len(self.vocab),
-                                                overrides=overrides)
-            else:
-                self.model_config = resolve(c.preset or "bert_tiny",
-                                            vocabulary_size=len(self.vocab), overrides=overrides)
+            self.init_source = None
+            self.model_config = self._architecture(parse_overrides(c.model_overrides))
         except (DatasetError, ConfigError) as e:
             raise TrainingError(str(e)) from None
         spec = self.source.spec
@@ -140,6 +117,31 @@ class Pretrainer:
             max_predictions=max_predictions, masked_lm_prob=c.masked_lm_prob,
             restart_positions=c.restart_positions, whole_word_mask=c.do_whole_word_mask)
         self.model = self.engine.build(self.task)
+
+    def _architecture(self, overrides: dict):
+        """The model config: --preset and --model_override, or with --init_checkpoint the
+        checkpoint's config.json (which the flags may not contradict)."""
+        c = self.config
+        if not c.init_checkpoint:
+            return resolve(c.preset or "bert_tiny", vocabulary_size=len(self.vocab),
+                           overrides=overrides)
+        # Resuming the run in output_dir takes priority (as in google-research/bert): the
+        # architecture is then the run's own, which came from the checkpoint.
+        resuming = tf.train.latest_checkpoint(self.engine.checkpoint_dir)
+        source = find_source(c.output_dir if resuming else c.init_checkpoint)
+        self.init_source = None if resuming else source
+        generation = self.source.dataset.info.get("generation", {}) if self.source.dataset \
+            else {}
+        lower = generation.get("do_lower_case")
+        if source.model_dir and lower is not None and \
+                bool(lower) != source.model_dir.do_lower_case:
+            raise TrainingError(
+                f"{c.input_file} was tokenized with do_lower_case {bool(lower)}, "
+                f"--init_checkpoint's model with {source.model_dir.do_lower_case}: "
+                "remake the dataset with the checkpoint's casing")
+        # A bare checkpoint without a config.json near it: the flags give the config.
+        return architecture(source, c.preset, overrides, len(self.vocab)) or resolve(
+            c.preset or "bert_tiny", vocabulary_size=len(self.vocab), overrides=overrides)
 
     def _check_previous_run(self):
         path = os.path.join(self.config.output_dir, "config.json")
