@@ -45,6 +45,8 @@ bench: $(STAMP) data $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench_pretrain.py --repeats 3
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_finetune.py
+	$(PY) benchmarks/bench_adaptation.py --domain_vocab
+	$(PY) benchmarks/bench_recipes.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) $(RUN_DIR)
