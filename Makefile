@@ -46,6 +46,7 @@ bench: $(STAMP) data $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench_serving.py
 	$(PY) benchmarks/bench_finetune.py
 	$(PY) benchmarks/bench_adaptation.py --domain_vocab
+	$(PY) benchmarks/bench_precision.py --repeats 3
 	$(PY) benchmarks/bench_recipes.py
 
 clean:
