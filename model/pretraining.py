@@ -51,10 +51,9 @@ class PretrainConfig(EngineConfig):
     shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
 
 
-def spec_rate(source: Source) -> str:
-    """The masking rate a dataset was generated with, as info.json records it."""
-    generation = source.dataset.info.get("generation", {}) if source.dataset else {}
-    return str(generation.get("masked_lm_prob", "unknown"))
+def generation(source: Source) -> dict:
+    """info.json's `generation` block of a dataset directory ({} for bare TFRecord patterns)."""
+    return source.dataset.info.get("generation", {}) if source.dataset else {}
 
 
 def _open_eval_source(path: str) -> Source:
@@ -102,7 +101,8 @@ class Pretrainer:
         if spec.masked and (c.do_whole_word_mask or c.masked_lm_prob != 0.15):
             raise TrainingError(
                 f"{c.input_file} holds static masks (made at masked_lm_prob "
-                f"{spec_rate(self.source)}): --masked_lm_prob and --do_whole_word_mask apply "
+                f"{generation(self.source).get('masked_lm_prob', 'unknown')}): --masked_lm_prob "
+                "and --do_whole_word_mask apply "
                 "to dynamic-masking datasets (create_pretraining_data --masking dynamic)")
         if not 0.0 < c.masked_lm_prob < 1.0:
             raise TrainingError(f"--masked_lm_prob must be in (0, 1), got {c.masked_lm_prob}")
@@ -130,9 +130,7 @@ class Pretrainer:
         resuming = tf.train.latest_checkpoint(self.engine.checkpoint_dir)
         source = find_source(c.output_dir if resuming else c.init_checkpoint)
         self.init_source = None if resuming else source
-        generation = self.source.dataset.info.get("generation", {}) if self.source.dataset \
-            else {}
-        lower = generation.get("do_lower_case")
+        lower = generation(self.source).get("do_lower_case")
         if source.model_dir and lower is not None and \
                 bool(lower) != source.model_dir.do_lower_case:
             raise TrainingError(
@@ -155,11 +153,11 @@ class Pretrainer:
                 "--output_dir, or --init_checkpoint to start from its weights")
 
     def _write_config(self):
-        generation = self.source.dataset.info.get("generation", {}) if self.source.dataset else {}
         spec = self.source.spec
         write_model_dir(
             self.config.output_dir, kind=self.task.kind, model_config=self.model_config,
-            vocab=self.vocab, do_lower_case=bool(generation.get("do_lower_case", True)),
+            vocab=self.vocab,
+            do_lower_case=bool(generation(self.source).get("do_lower_case", True)),
             max_seq_length=self.seq_length,
             extra={"training": json.loads(json.dumps(dataclasses.asdict(self.config))),
                    "dataset": {"max_seq_length": self.seq_length,
