@@ -19,6 +19,13 @@ PRESETS = {
 }
 
 
+# Upper bounds of the size fields: well above every BERT-family model (bert_large:
+# 24 layers of 1,024; the longest-context encoders take 8,192 positions), and low
+# enough that a typo fails here instead of allocating until the kernel kills the job.
+SIZE_LIMITS = {"vocabulary_size": 1 << 20, "num_layers": 256, "hidden_dim": 16384,
+               "num_heads": 256, "intermediate_dim": 65536, "max_sequence_length": 8192}
+
+
 class ConfigError(ValueError):
     """A model configuration that cannot work; the message names the field."""
 
@@ -53,8 +60,9 @@ class ModelConfig:
                               f"num_heads {self.num_heads}")
         for name in ("vocabulary_size", "num_layers", "hidden_dim", "num_heads",
                      "intermediate_dim", "max_sequence_length"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+            if not 1 <= getattr(self, name) <= SIZE_LIMITS[name]:
+                raise ConfigError(f"{name} must be in [1, {SIZE_LIMITS[name]:,}], "
+                                  f"got {getattr(self, name):,}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.hidden_act not in ("gelu_approximate", "gelu", "relu"):
@@ -102,6 +110,12 @@ def parse_overrides(pairs) -> dict:
                               f"{', '.join(n for n in types if n not in ('vocabulary_size', 'preset'))}")
         if types[name] in (str, "str"):
             out[name] = value
-        else:
-            out[name] = float(value) if types[name] in (float, "float") else int(value)
+            continue
+        number = float if types[name] in (float, "float") else int
+        try:
+            out[name] = number(value)
+        except ValueError:
+            raise ConfigError(f"--model_override {pair!r}: {name} takes "
+                              f"{'a number' if number is float else 'an integer'}, "
+                              f"got {value!r}") from None
     return out

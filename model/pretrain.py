@@ -19,6 +19,7 @@ from model.engine import TrainingError
 from model.optimization import OptimizerConfig
 from model.presets import PRESETS
 from model.pretraining import PretrainConfig, pretrain
+from tfrecords.features import MAX_SEQ_LENGTH
 
 FLAGS = flags.FLAGS
 
@@ -37,13 +38,13 @@ def define_flags():
                         "architecture) or a checkpoint. Every encoder variable must be found. "
                         "A checkpoint in --output_dir takes priority (the run resumes).")
     flags.DEFINE_integer("max_seq_length", 0, "Must equal the dataset's (0: take the dataset's).",
-                         lower_bound=0)
+                         lower_bound=0, upper_bound=MAX_SEQ_LENGTH)
     flags.DEFINE_integer("max_predictions_per_seq", 0,
                          "Masked positions per sequence at most (dynamic-masking datasets; 0: "
                          "ceil(max_seq_length x masked_lm_prob), e.g. 20 at 128 x 0.15).",
-                         lower_bound=0)
+                         lower_bound=0, upper_bound=MAX_SEQ_LENGTH)
     flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (dynamic-masking datasets; the "
-                       "modern recipe's is 0.3).")
+                       "modern recipe's is 0.3).", lower_bound=0.0, upper_bound=1.0)
     flags.DEFINE_bool("do_whole_word_mask", False, "Mask whole words (dynamic-masking datasets).")
     flags.DEFINE_bool("restart_positions", False, "Packed datasets (--packing): position ids "
                       "restart at 0 in each document (attention is kept within documents "

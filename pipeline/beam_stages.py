@@ -116,9 +116,12 @@ class ReadRangeFn(beam.DoFn):
         file_index, _, start, _, _ = item[0]
         item_key = f"{file_index:06d}-{start:012d}"
         skipped = collections.Counter()
+        by_file = collections.defaultdict(collections.Counter)
+        current = [None]
 
         def skip(reason):
             skipped[reason] += 1
+            by_file[current[0]][reason] += 1
             beam.metrics.Metrics.counter(NAMESPACE, f"skipped_{reason}").inc()
 
         windows = {split: BucketWindow(random.Random(derive_seed(self.seed, "deal", split, item_key)),
@@ -134,6 +137,7 @@ class ReadRangeFn(beam.DoFn):
         documents = 0
         for file_index, path, start, end, input_format in item:
             range_key = f"{file_index:06d}-{start:012d}"
+            current[0] = path
             with FileSystems.open(path, compression_type="uncompressed") as f:
                 for doc in readers.read_documents(path, f, input_format, skip, self.text_field,
                                                   start=start, end=end):
@@ -150,6 +154,8 @@ class ReadRangeFn(beam.DoFn):
                 yield emit(split, bucket)
         beam.metrics.Metrics.counter(NAMESPACE, "documents_read").inc(documents)
         stats = {f"skipped_{reason}": n for reason, n in skipped.items()}
+        if by_file:
+            stats["skipped_by_file"] = {path: dict(c) for path, c in by_file.items()}
         stats["work_items"] = 1
         yield beam.pvalue.TaggedOutput(STATS, stats)
 
@@ -251,10 +257,22 @@ class CreateInstancesFn(beam.DoFn):
 
 
 def sum_stats(dicts) -> dict:
-    total = collections.Counter()
+    """Sums counters key by key; nested dicts (skipped_by_file: {file: {reason: n}}) too."""
+    def add(total, d):
+        for key, value in d.items():
+            if isinstance(value, dict):
+                add(total.setdefault(key, {}), value)
+            else:
+                total[key] = total.get(key, 0) + value
+        return total
+
+    def ordered(d):
+        return {k: ordered(v) if isinstance(v, dict) else v for k, v in sorted(d.items())}
+
+    total = {}
     for d in dicts:
-        total.update(d)
-    return dict(sorted(total.items()))
+        add(total, d)
+    return ordered(total)
 
 
 class MergeShardsFn(beam.DoFn):

@@ -23,8 +23,9 @@ import sys
 from absl import app, flags
 
 from pipeline.pretraining_data import (
-    PretrainingDataConfig, UsageError, default_beam_args, run)
+    PretrainingDataConfig, UsageError, check_beam_args, default_beam_args, run)
 from pipeline.readers import FORMATS
+from tfrecords.features import MAX_SEQ_LENGTH
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None,
@@ -36,20 +37,22 @@ flags.DEFINE_string("text_field", "text", "JSONL field holding a document's text
 flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt (BERT layout).")
 flags.DEFINE_string("output_dir", None, "The dataset directory to write.")
 flags.DEFINE_bool("do_lower_case", True, "Lower-case (and strip accents) for uncased vocabularies.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", lower_bound=8)
+flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", lower_bound=8,
+                     upper_bound=MAX_SEQ_LENGTH)
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked tokens per sequence.",
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=MAX_SEQ_LENGTH)
 flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.", lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_integer("dupe_factor", 10, "Passes over the data, each with new masks.",
-                     lower_bound=1)
+                     lower_bound=1, upper_bound=1000)
 flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("random_seed", 12345, "Seed every random choice derives from.")
 flags.DEFINE_bool("do_whole_word_mask", False, "Mask whole words, not single WordPieces.")
 flags.DEFINE_integer("max_ngram_size", None, "Mask spans of up to this many whole words.",
                      lower_bound=1)
-flags.DEFINE_integer("num_shards", 16, "Training shards to write.", lower_bound=1)
+flags.DEFINE_integer("num_shards", 16, "Training shards to write.", lower_bound=1,
+                     upper_bound=100_000)
 flags.DEFINE_enum("masking", "static", ["static", "dynamic"],
                   "static: masks written to the records; dynamic: masked at training time.")
 flags.DEFINE_bool("next_sentence_prediction", True,
@@ -61,19 +64,22 @@ flags.DEFINE_bool("packing", False,
                   "a document_ids feature), RoBERTa's FULL-SENTENCES: almost no padding.")
 flags.DEFINE_integer("bucket_size", 2000,
                      "Documents per random bucket; NSP negatives come from the same bucket.",
-                     lower_bound=2)
+                     lower_bound=2, upper_bound=1_000_000)
 flags.DEFINE_integer("open_buckets", 4,
                      "Buckets filled at once while reading; a bucket samples a window of "
-                     "open_buckets x bucket_size documents.", lower_bound=1)
+                     "open_buckets x bucket_size documents.", lower_bound=1,
+                     upper_bound=1024)
 flags.DEFINE_integer("input_split_mb", 1,
                      "Uncompressed sentences/JSONL files are read in ranges of this many MB, "
-                     "in parallel.", lower_bound=1)
+                     "in parallel.", lower_bound=1, upper_bound=4096)
 flags.DEFINE_integer("books_per_item", 16,
                      "Book files (one document each) read together by one worker, so a "
-                     "bucket holds several books to draw NSP negatives from.", lower_bound=1)
+                     "bucket holds several books to draw NSP negatives from.", lower_bound=1,
+                     upper_bound=100_000)
 flags.DEFINE_float("eval_fraction", 0.0, "Fraction of documents held out as the eval split.",
                    lower_bound=0.0, upper_bound=0.5)
-flags.DEFINE_integer("num_eval_shards", 1, "Eval shards to write.", lower_bound=1)
+flags.DEFINE_integer("num_eval_shards", 1, "Eval shards to write.", lower_bound=1,
+                     upper_bound=100_000)
 flags.DEFINE_bool("gzip", False, "Write .tfrecord.gz shards.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing complete dataset.")
 
@@ -85,6 +91,7 @@ def main(argv):
     values["max_ngram_size"] = values["max_ngram_size"] or 0
     config = PretrainingDataConfig(**values)
     try:
+        check_beam_args(argv[1:], own_flags=list(FLAGS))
         run(config, default_beam_args(argv[1:]))
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,7 +21,8 @@ from pipeline import beam_stages, readers
 from pipeline.instances import InstanceConfig
 from pipeline.masking import MaskingConfig
 from pipeline.tokenization import BertTokenizer, VocabError, load_vocab
-from tfrecords.features import spec_from_lengths
+from tfrecords.features import FeatureSpecError, spec_from_lengths
+from tfrecords.lock import LockError, OutputLock
 from tfrecords.metadata import COMPLETED_FILE, VOCAB_FILE, finalize_dataset
 
 DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
@@ -194,15 +195,31 @@ def _delete_tree(path: str) -> None:
         FileSystems.delete([path])
 
 
+def _move_tree(source: str, destination: str) -> None:
+    """Renames a directory: one atomic rename on local disks; file by file on object
+    stores, which have no directories (COMPLETED, written last, is moved last)."""
+    if "://" not in source:
+        FileSystems.rename([source], [destination])
+        return
+    names = [m.path for r in FileSystems.match([source + "/**"]) for m in r.metadata_list]
+    names.sort(key=lambda n: n.endswith("/" + COMPLETED_FILE))
+    FileSystems.rename(names, [destination + n[len(source):] for n in names])
+
+
 def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) -> dict:
-    """Runs the job end to end: checks, pipeline, move into place, metadata.
+    """Runs the job end to end: checks, lock, pipeline, staged swap into place.
+
+    One writer per output directory (`OUTPUT.lock`, tfrecords/lock.py). The
+    dataset is made whole in `OUTPUT.staging` (shards, vocab.txt, info.json,
+    COMPLETED), and only then swapped in: the old dataset is moved aside to
+    `OUTPUT.replaced`, the staging directory renamed into place, the old one
+    deleted. A kill at any moment leaves a complete dataset: the old one, the
+    new one, or (between the two renames) both, under `.replaced` and
+    `.staging`; the next run puts `.replaced` back before it starts.
 
     Returns the info.json dict written.
     """
     output_dir = config.output_dir.rstrip("/")
-    if FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE)) and not config.overwrite:
-        raise UsageError(f"{output_dir} already holds a complete dataset; pass --overwrite "
-                         "to replace it")
     files = match_inputs(config.input_file, config.input_format)
     try:
         vocab = load_vocab(config.vocab_file)
@@ -212,11 +229,32 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     if config.packing and config.next_sentence_prediction:
         raise UsageError("--packing puts several documents in one segment: it needs "
                          "--nonext_sentence_prediction")
-    spec = spec_from_lengths(config.max_seq_length, config.max_predictions_per_seq,
-                             masking=config.masking,
-                             next_sentence=config.next_sentence_prediction,
-                             packed=config.packing)
-    staging = output_dir + ".staging"
+    try:
+        spec = spec_from_lengths(config.max_seq_length, config.max_predictions_per_seq,
+                                 masking=config.masking,
+                                 next_sentence=config.next_sentence_prediction,
+                                 packed=config.packing)
+    except FeatureSpecError as e:
+        raise UsageError(str(e)) from None
+    try:
+        with OutputLock(output_dir):
+            return _run_locked(config, beam_args, output_dir, files, spec)
+    except LockError as e:
+        raise UsageError(str(e)) from None
+
+
+def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
+    staging, replaced = output_dir + ".staging", output_dir + ".replaced"
+    if (FileSystems.exists(posixpath.join(replaced, COMPLETED_FILE))
+            and not FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))):
+        print(f"warning: restoring {output_dir} from {replaced} (a replacement was "
+              "interrupted)", file=sys.stderr)
+        _delete_tree(output_dir)
+        _move_tree(replaced, output_dir)
+    _delete_tree(replaced)
+    if FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE)) and not config.overwrite:
+        raise UsageError(f"{output_dir} already holds a complete dataset; pass --overwrite "
+                         "to replace it")
     _delete_tree(staging)
     FileSystems.mkdirs(staging)
     options = PipelineOptions(beam_args or [])
@@ -238,25 +276,74 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     for split, entry in _read_json(posixpath.join(staging, "_manifest.json")):
         shards.setdefault(split, []).append(entry)
     stats["seconds"] = round(elapsed, 1)
-    # Move the whole staging directory into place, then write COMPLETED last.
-    _delete_tree(posixpath.join(staging, "_pieces"))
-    _delete_tree(output_dir)
-    FileSystems.mkdirs(output_dir)
-    names = [e["file"] for entries in shards.values() for e in entries]
-    FileSystems.rename([posixpath.join(staging, n) for n in names],
-                       [posixpath.join(output_dir, n) for n in names])
-    FileSystems.copy([config.vocab_file], [posixpath.join(output_dir, VOCAB_FILE)])
-    _delete_tree(staging)
+    instances = sum(e["records"] for entries in shards.values() for e in entries)
+    if not instances:
+        skipped = stats.get("skipped_by_file") or {}
+        _delete_tree(staging)
+        raise UsageError(
+            f"no instance from {len(files)} input file(s) "
+            f"({', '.join(path for path, _, _ in files[:3])}{', ...' if len(files) > 3 else ''}): "
+            f"{stats.get('documents', 0)} document(s) read; skipped: "
+            f"{json.dumps(skipped) if skipped else 'nothing'} (by file); {output_dir} was not "
+            "written")
+    # Make the dataset whole in staging (COMPLETED last), then swap it into place.
+    for name in ("_pieces", "_stats.json", "_manifest.json"):
+        _delete_tree(posixpath.join(staging, name))
+    FileSystems.copy([config.vocab_file], [posixpath.join(staging, VOCAB_FILE)])
     info = finalize_dataset(
-        output_dir, spec=spec, generation=config.generation(), stats=stats,
+        staging, spec=spec, generation=config.generation(), stats=stats,
         shards={split: sorted(e, key=lambda x: x["file"]) for split, e in shards.items()},
         inputs=[f"{fmt}:{path}" for path, _, fmt in files],
         write_file=_write_text)
-    instances = sum(e["records"] for entries in shards.values() for e in entries)
+    if FileSystems.exists(output_dir):
+        _move_tree(output_dir, replaced)
+    _move_tree(staging, output_dir)
+    _delete_tree(replaced)
     print(f"Wrote {instances:,} instances in {sum(len(v) for v in shards.values())} shard(s) "
           f"to {output_dir} in {elapsed:.1f} s ({instances / max(elapsed, 1e-9):,.0f} "
           f"instances/s); stats: {json.dumps(stats, sort_keys=True)}", file=sys.stderr)
     return info
+
+
+def unknown_beam_args(beam_args: Sequence[str]) -> List[str]:
+    """The arguments that no Beam pipeline option (of any runner Beam ships) accepts.
+
+    Beam itself only logs "Discarding unparseable args" among its other lines
+    and runs with the defaults; a misspelled flag of ours (--dupe_factr) would
+    silently become a 10x larger dataset. Runner option classes that live in
+    their own modules are imported first so that their flags count as known.
+    """
+    import argparse
+    from apache_beam.options import pipeline_options
+    try:
+        import apache_beam.runners.dask.dask_runner  # noqa: F401  (its DaskOptions)
+    except ImportError:  # dask is not installed
+        pass
+    parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
+    seen = {}
+    for cls in pipeline_options.PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    for cls in seen.values():
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:  # an option two classes define
+            pass
+    _, unknown = parser.parse_known_args(list(beam_args))
+    return [a for a in unknown if a.startswith("-")]
+
+
+def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> None:
+    """UsageError naming the first argument that is neither ours nor Beam's, with the
+    closest flag name when one is close (a typo)."""
+    import difflib
+    unknown = unknown_beam_args(beam_args)
+    if not unknown:
+        return
+    name = unknown[0].lstrip("-").split("=", 1)[0]
+    close = difflib.get_close_matches(name, list(own_flags), n=1, cutoff=0.75)
+    hint = f" (did you mean --{close[0]}?)" if close else ""
+    raise UsageError(f"unknown flag --{name}{hint}: it is neither this command's flag nor a "
+                     "Beam pipeline option")
 
 
 def default_beam_args(beam_args: List[str]) -> List[str]:

@@ -13,8 +13,10 @@ sentences) or, for the sentences format, its sentences.
 
 A record that cannot be used is skipped and reported through `skip(reason)`,
 never raised: invalid UTF-8, malformed JSON or XML, a missing text field, an
-empty document, a truncated compressed file (what was read before the
-truncation is kept).
+empty document, a page without its `</page>`, a truncated compressed file
+(what was read before the truncation is kept), a file not compressed as its
+name says. The job sums the counts by reason, and by file under
+`skipped_by_file` in stats.json.
 """
 
 import bz2
@@ -51,11 +53,19 @@ def open_compressed(path: str, fileobj: IO[bytes]) -> IO[bytes]:
 
 
 def _lines(stream: IO[bytes], skip: Skip) -> Iterator[bytes]:
-    """Lines of a possibly compressed stream; a truncated stream ends early, counted."""
+    """Lines of a possibly compressed stream; a truncated or corrupt stream ends early,
+    counted by reason: `truncated_file` (the end is missing), `not_compressed_as_named`
+    (no gzip/bz2 header at all: e.g. a plain file named .gz), `corrupt_compressed_file`."""
+    lines = 0
     try:
-        yield from stream
-    except (EOFError, OSError, zlib.error):
+        for line in stream:
+            lines += 1
+            yield line
+    except EOFError:
         skip("truncated_file")
+    except (OSError, zlib.error) as e:
+        header = isinstance(e, gzip.BadGzipFile) or "Invalid data stream" in str(e)
+        skip("not_compressed_as_named" if header and not lines else "corrupt_compressed_file")
 
 
 def _decode(raw: bytes, skip: Skip):
@@ -136,7 +146,8 @@ def read_jsonl(stream: IO[bytes], skip: Skip, text_field: str = "text") -> Itera
 def read_wikipedia(stream: IO[bytes], skip: Skip) -> Iterator[Document]:
     """Articles of a pages-articles dump, cleaned to paragraphs (see pipeline.wikitext)."""
     ordinal = 0
-    for xml in wikitext.iter_page_xml(_lines(stream, skip)):
+    for xml in wikitext.iter_page_xml(_lines(stream, skip),
+                                      on_unclosed=lambda: skip("unclosed_page")):
         try:
             page = wikitext.parse_page(xml)
         except wikitext.PageError:

@@ -12,7 +12,7 @@ links, headings, list lines and HTML markup go; the text of links stays.
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Iterable, Iterator, List, NamedTuple, Optional
+from typing import Callable, Iterable, Iterator, List, NamedTuple, Optional
 
 import mwparserfromhell
 
@@ -55,13 +55,20 @@ class PageError(ValueError):
     """A page whose XML does not parse; the reader counts it and moves on."""
 
 
-def iter_page_xml(stream: Iterable[bytes]) -> Iterator[bytes]:
-    """Yields the bytes of each `<page>...</page>` element of a dump, in order."""
+def iter_page_xml(stream: Iterable[bytes],
+                  on_unclosed: Optional[Callable[[], None]] = None) -> Iterator[bytes]:
+    """Yields the bytes of each `<page>...</page>` element of a dump, in order.
+
+    A page whose `</page>` never comes (the next `<page>` or the end of the
+    stream comes first) is not yielded; `on_unclosed()` is called for it.
+    """
     buffer: List[bytes] = []
     inside = False
     for line in stream:
         stripped = line.strip()
         if stripped.startswith(b"<page>"):
+            if inside and on_unclosed:
+                on_unclosed()
             inside, buffer = True, [line]
             if stripped.endswith(b"</page>") and stripped != b"<page>":
                 inside = False
@@ -72,6 +79,8 @@ def iter_page_xml(stream: Iterable[bytes]) -> Iterator[bytes]:
             if stripped.endswith(b"</page>"):
                 inside = False
                 yield b"".join(buffer)
+    if inside and on_unclosed:
+        on_unclosed()
 
 
 def parse_page(xml: bytes) -> Optional[Page]:

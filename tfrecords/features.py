@@ -36,6 +36,12 @@ FLOAT = "float"
 V2_FEATURE_NAMES = {"input_word_ids": "input_ids", "input_type_ids": "segment_ids"}
 
 
+# The longest sequence any tool here makes or reads: the longest-context BERT-family
+# encoders take 8,192 positions. A bound, so that a typo (--max_seq_length 100000000)
+# is one line instead of a worker growing until the kernel kills it.
+MAX_SEQ_LENGTH = 8192
+
+
 class FeatureSpecError(ValueError):
     """Raised when records or metadata do not match the expected features."""
 
@@ -214,6 +220,12 @@ def spec_from_lengths(
     packed: bool = False,
 ) -> FeatureSpec:
     """The spec for generation parameters (`masking` is 'static' or 'dynamic')."""
+    if not 8 <= max_seq_length <= MAX_SEQ_LENGTH:
+        raise FeatureSpecError(f"max_seq_length must be in [8, {MAX_SEQ_LENGTH:,}], "
+                               f"got {max_seq_length:,}")
+    if not 0 <= (max_predictions_per_seq or 0) <= max_seq_length:
+        raise FeatureSpecError(f"max_predictions_per_seq must be in [0, max_seq_length "
+                               f"{max_seq_length:,}], got {max_predictions_per_seq:,}")
     if masking not in ("static", "dynamic"):
         raise FeatureSpecError(f"masking must be 'static' or 'dynamic', got {masking!r}")
     return FeatureSpec(

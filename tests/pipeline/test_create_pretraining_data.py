@@ -257,3 +257,144 @@ def test_packed_dataset_has_document_ids_and_other_readers_still_read_it(tmp_pat
 def test_packing_needs_single_segments(tmp_path):
     with pytest.raises(UsageError, match="--packing .* needs --nonext_sentence_prediction"):
         run(config(tmp_path, packing=True), IN_MEMORY)
+
+
+# -- reliability (issue 13) -----------------------------------------------------
+
+@pytest.mark.multiprocess
+def test_concurrent_writer_is_refused_and_the_dataset_is_a_solo_runs(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.conftest import ROOT
+    out = tmp_path / "ds"
+
+    def args(seed):
+        return ["--input_file", CORPUS / "sentences.txt", "--vocab_file", VOCAB,
+                "--output_dir", out, "--max_seq_length", "64", "--max_predictions_per_seq", "10",
+                "--dupe_factor", "3", "--num_shards", "2", "--bucket_size", "2",
+                "--random_seed", str(seed), *IN_MEMORY]
+
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.create_pretraining_data", *map(str, args(1))],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "ds.lock"
+    deadline = time.time() + 120
+    while (not (lock.exists() and lock.read_text().endswith("\n"))
+           and first.poll() is None and time.time() < deadline):
+        time.sleep(0.01)
+    # Freeze the first writer while it holds the lock, so the second surely meets it.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        assert lock.exists(), "the first writer never took the lock"
+        second = run_module("pipeline.create_pretraining_data", *args(2), check=False)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1].startswith(
+        f"error: {out} is being written by pid {first.pid} on ")
+    assert f"lock file {lock}" in second.stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert not lock.exists()
+    run(config(tmp_path, output_dir=str(tmp_path / "solo"), random_seed=1), IN_MEMORY)
+    assert shard_digests(out) == shard_digests(tmp_path / "solo")
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / "ds.lock").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": int(dead), "started": "earlier"}))
+    run(config(tmp_path), IN_MEMORY)
+    assert f"taking over {tmp_path}/ds.lock, left by pid {dead}" in capsys.readouterr().err
+    assert (tmp_path / "ds" / "COMPLETED").exists() and not (tmp_path / "ds.lock").exists()
+
+
+def test_interrupted_overwrite_keeps_a_complete_dataset(tmp_path, monkeypatch):
+    from pipeline import pretraining_data
+    from tfrecords.metadata import open_dataset
+    run(config(tmp_path), IN_MEMORY)
+    old = shard_digests(tmp_path / "ds")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    # killed while the new dataset's metadata is written: the old one is untouched
+    monkeypatch.setattr(pretraining_data, "finalize_dataset", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(config(tmp_path, overwrite=True, random_seed=7), IN_MEMORY)
+    monkeypatch.undo()
+    assert shard_digests(tmp_path / "ds") == old and open_dataset(str(tmp_path / "ds"))
+    # killed between the two renames: the old dataset is aside, the new one staged, both whole
+    real_move, moves = pretraining_data._move_tree, []
+
+    def move_once(source, destination):
+        moves.append(source)
+        if len(moves) == 2:
+            raise KeyboardInterrupt("killed")
+        real_move(source, destination)
+
+    monkeypatch.setattr(pretraining_data, "_move_tree", move_once)
+    with pytest.raises(KeyboardInterrupt):
+        run(config(tmp_path, overwrite=True, random_seed=7), IN_MEMORY)
+    monkeypatch.undo()
+    assert not (tmp_path / "ds").exists()
+    assert open_dataset(str(tmp_path / "ds.replaced")) and open_dataset(str(tmp_path / "ds.staging"))
+    # the next run puts the old dataset back before anything else
+    with pytest.raises(UsageError, match="already holds a complete dataset"):
+        run(config(tmp_path), IN_MEMORY)
+    assert shard_digests(tmp_path / "ds") == old and not (tmp_path / "ds.replaced").exists()
+
+
+def test_fake_gz_is_counted_by_file_and_alone_fails_naming_it(tmp_path):
+    fake = tmp_path / "plain.txt.gz"
+    fake.write_text("Not gzip at all.\nA second sentence.\n")
+    with pytest.raises(UsageError) as e:
+        run(config(tmp_path, input_file=(str(fake),)), IN_MEMORY)
+    assert str(e.value) == (
+        f"no instance from 1 input file(s) ({fake}): 0 document(s) read; skipped: "
+        f'{{"{fake}": {{"not_compressed_as_named": 1}}}} (by file); {tmp_path}/ds was not written')
+    assert not (tmp_path / "ds").exists() and not (tmp_path / "ds.staging").exists()
+    # among good files: the good documents are kept, the fake one is counted under its name
+    run(config(tmp_path, input_file=(str(fake), str(CORPUS / "sentences.txt"))), IN_MEMORY)
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert stats["skipped_not_compressed_as_named"] == 1 and stats["documents"] == 4
+    assert stats["skipped_by_file"] == {str(fake): {"not_compressed_as_named": 1}}
+
+
+def test_unclosed_page_is_counted(tmp_path):
+    xml = (CORPUS / "wiki.xml").read_text()
+    # the first page loses its closing tag: the next <page> starts before it ends
+    cut = xml.replace("</page>", "", 1)
+    assert cut.count("<page>") == xml.count("<page>") == cut.count("</page>") + 1
+    (tmp_path / "cut.xml").write_text(cut)
+    run(config(tmp_path, input_file=(str(tmp_path / "cut.xml"),), input_format="wikipedia"),
+        IN_MEMORY)
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert stats["skipped_unclosed_page"] == 1 and stats["documents"] == 1  # of 2 articles
+    assert stats["skipped_by_file"][str(tmp_path / "cut.xml")]["unclosed_page"] == 1
+
+
+def test_flag_typos_and_size_bounds_are_one_line(tmp_path):
+    base = ["--input_file", CORPUS / "sentences.txt", "--vocab_file", VOCAB,
+            "--output_dir", tmp_path / "ds"]
+    proc = run_module("pipeline.create_pretraining_data", *base, "--dupe_factr", "1",
+                      check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+        "error: unknown flag --dupe_factr (did you mean --dupe_factor?): it is neither this "
+        "command's flag nor a Beam pipeline option")
+    proc = run_module("pipeline.create_pretraining_data", *base, "--max_seq_lenght=64",
+                      check=False)
+    assert proc.returncode == 1 and "unknown flag --max_seq_lenght (did you mean " \
+        "--max_seq_length?)" in proc.stderr
+    proc = run_module("pipeline.create_pretraining_data", *base, "--max_seq_length",
+                      "100000000", check=False)
+    assert proc.returncode != 0 and "--max_seq_length" in proc.stderr
+    assert "8192" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "ds").exists()
