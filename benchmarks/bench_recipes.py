@@ -1,6 +1,7 @@
 """Quality per compute: the 2018 BERT recipe against the modern one, with an ablation.
 
     .venv/bin/python benchmarks/bench_recipes.py [--budget_minutes 15] [--arms A,B,...]
+        [--preset bert_tiny --learning_rate 2e-3]   (the demo's model and rate)
 
 The demo's corpus (the Wikipedia dump excerpt, the lead sections, the plays;
 uncased BERT vocabulary, length 128), bert_mini, the same wall-clock
@@ -123,14 +124,23 @@ def main():
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--calibration_steps", type=int, default=40)
     parser.add_argument("--finetune_epochs", type=float, default=2)
+    parser.add_argument("--preset", default="",
+                        help="another model size than the recipes' bert_mini (the demo's: "
+                        "bert_tiny)")
+    parser.add_argument("--learning_rate", type=float, default=0,
+                        help="another peak learning rate than the recipes' 5e-4")
     args = parser.parse_args()
     arms = args.arms.split(",")
     unknown = set(arms) - set(ARMS)
     if unknown:
         sys.exit(f"unknown arms {sorted(unknown)}; known: {', '.join(ARMS)}")
     budget = args.budget_minutes * 60
+    common = ([f"--preset={args.preset}"] if args.preset else []) + (
+        [f"--learning_rate={args.learning_rate}"] if args.learning_rate else [])
+    model_name = args.preset or "bert_mini"
     results = {"load_average_at_start": os.getloadavg(), "budget_minutes": args.budget_minutes,
-               "model": "bert_mini", "max_seq_length": SEQ, "arms": {}}
+               "model": model_name, "learning_rate": args.learning_rate or 5e-4,
+               "max_seq_length": SEQ, "arms": {}}
     with tempfile.TemporaryDirectory() as work:
         # One evaluation set: the held-out documents, single segments, static 15% masks.
         evalset = os.path.join(work, "evalset")
@@ -140,6 +150,7 @@ def main():
         steps_of = {}
         for name in arms:
             recipe, data_extra, train_extra = ARMS[name]
+            train_extra = common + train_extra
             data, real = make_dataset(work, name, recipe, data_extra)
             if name == "modern_bf16" and "modern" in steps_of:
                 steps = steps_of["modern"]  # bf16's check: the same steps as modern
@@ -167,7 +178,8 @@ def main():
             os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
             with open(os.path.join(ROOT, "benchmarks", "results", "recipes.json"), "w") as f:
                 json.dump(results, f, indent=2)
-    print(f"\nbudget {args.budget_minutes:g} min of pretraining per arm, bert_mini, length {SEQ}\n")
+    print(f"\nbudget {args.budget_minutes:g} min of pretraining per arm, {model_name}, "
+          f"learning rate {results['learning_rate']:g}, length {SEQ}\n")
     print("| arm | steps | real tokens/s | non-pad | held-out MLM acc | RT dev | RT test |")
     print("|---|---|---|---|---|---|---|")
     for name, r in results["arms"].items():

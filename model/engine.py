@@ -201,20 +201,90 @@ class Engine:
         return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
 
     def restore(self) -> int:
-        """Resumes from the newest checkpoint in checkpoint_dir; returns its step (0: none)."""
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        if not latest:
-            return 0
-        try:
-            self._checked.restore(latest).assert_existing_objects_matched()
-            tf.train.Checkpoint(rng=self._rng).restore(latest).expect_partial()
-        except AssertionError as e:
-            raise TrainingError(f"{latest} does not hold this run's model "
-                                f"({str(e).splitlines()[0][:160]}); use a new --output_dir") \
-                from None
-        step = self.step()
-        print(f"Resuming from {latest} at step {step}", file=sys.stderr, flush=True)
+        """Resumes from the newest readable checkpoint in checkpoint_dir; returns its step
+        (0: none).
+
+        A checkpoint that cannot be read (a truncated .data file, a bad index: a
+        copy or a kill during the save) is moved aside as `ckpt-N.unreadable-*`, with a
+        warning naming it, and the previous one is tried. A checkpoint of another
+        model is an error (no fallback: it would silently train something else).
+        The training log is cut back to the restored step, and the temporary
+        directories of an interrupted save are removed.
+        """
+        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+        candidates = list(state.all_model_checkpoint_paths) if state else []
+        if state and state.model_checkpoint_path and \
+                state.model_checkpoint_path not in candidates:
+            candidates.append(state.model_checkpoint_path)
+        candidates = [p if os.path.isabs(p) or "://" in p else
+                      os.path.join(self.checkpoint_dir, p) for p in candidates]
+        restored, bad = None, []
+        for path in reversed(candidates):
+            try:
+                self._checked.restore(path).assert_existing_objects_matched()
+                tf.train.Checkpoint(rng=self._rng).restore(path).expect_partial()
+            except AssertionError as e:
+                raise TrainingError(f"{path} does not hold this run's model "
+                                    f"({str(e).splitlines()[0][:160]}); use a new --output_dir") \
+                    from None
+            except (tf.errors.OpError, ValueError, IndexError) as e:
+                reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0][:160]
+                print(f"warning: checkpoint {path} is unreadable ({type(e).__name__}: {reason}); "
+                      "trying the one before it", file=sys.stderr, flush=True)
+                bad.append(path)
+                continue
+            restored = path
+            break
+        if self.is_chief:
+            self._set_aside(bad, [p for p in candidates if p not in bad])
+        if candidates and restored is None:
+            raise TrainingError(f"no readable checkpoint in {self.checkpoint_dir} (tried "
+                                f"{', '.join(os.path.basename(p) for p in bad)}); use a new "
+                                "--output_dir, or delete them to start over")
+        step = self.step() if restored else 0
+        if self.is_chief:
+            self._truncate_log(step)
+        if restored:
+            print(f"Resuming from {restored} at step {step}", file=sys.stderr, flush=True)
         return step
+
+    def _set_aside(self, bad: list, good: list) -> None:
+        """Moves unreadable checkpoints aside, records the readable ones as the state,
+        and removes the *_temp directories a kill during a save leaves."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for prefix in bad:
+            for name in tf.io.gfile.glob(prefix + ".*"):
+                tf.io.gfile.rename(name, name.replace(
+                    os.path.basename(prefix) + ".", os.path.basename(prefix) + f".unreadable-{stamp}.",
+                    1), overwrite=True)
+        if bad:
+            tf.compat.v1.train.update_checkpoint_state(
+                self.checkpoint_dir, model_checkpoint_path=good[-1] if good else "",
+                all_model_checkpoint_paths=good)
+            self.manager = self.checkpoint_manager(self.checkpoint, self.checkpoint_dir,
+                                                   self.config.keep_checkpoint_max)
+        for temp in tf.io.gfile.glob(os.path.join(self.checkpoint_dir, "*_temp")):
+            tf.io.gfile.rmtree(temp)
+
+    def _truncate_log(self, step: int) -> None:
+        """train_log.jsonl keeps the records up to `step`: after a kill and a resume, the
+        steps between the last checkpoint and the kill are logged once, by the resumed run."""
+        path = os.path.join(self.output_dir, "train_log.jsonl")
+        if not tf.io.gfile.exists(path):
+            return
+        with tf.io.gfile.GFile(path) as f:
+            lines = f.read().splitlines()
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):  # a line cut by the kill
+                continue
+        if len(kept) != len(lines):
+            with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+                f.write("".join(line + "\n" for line in kept))
+            tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
 
     def save(self, step: int) -> None:
         if self.manager.latest_checkpoint != os.path.join(self.manager.directory,

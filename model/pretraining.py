@@ -24,7 +24,7 @@ from model.presets import ConfigError, parse_overrides, resolve
 from model.tasks.pretraining import PretrainingTask
 from model.warm_start import WarmStart, architecture, find_source
 from tfrecords.reader import Source, open_source
-from tfrecords.shards import DatasetError
+from tfrecords.shards import DatasetError, count_records
 from tfrecords.vocab import read_vocab, special_ids
 
 
@@ -49,6 +49,23 @@ class PretrainConfig(EngineConfig):
     eval_batch_size: int = 64
     max_eval_steps: int = 0
     shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
+
+
+def corrupt_shard_message(source: Source, error) -> str:
+    """TensorFlow's DataLossError names no file: find the shard(s) whose records do not
+    read back (every CRC checked) and name them."""
+    bad = []
+    for path in source.files:
+        try:
+            count_records(path)
+        except DatasetError as e:
+            bad.append(str(e))
+    step = error.message.strip().splitlines()[0][:120]
+    if not bad:
+        return f"reading the training data failed ({step}); no shard of {source.origin} is " \
+               "corrupted on disk now (was it being rewritten?)"
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    return f"a training shard is corrupted: {bad[0]}{more}; the last checkpoint is kept"
 
 
 def generation(source: Source) -> dict:
@@ -84,6 +101,7 @@ class Pretrainer:
                 raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
             self.vocab, self.vocab_file = read_vocab(vocab_file), vocab_file
             special_ids(self.vocab, f"vocabulary {vocab_file}")  # masking needs them
+            self._check_vocab_matches_dataset()
             self.init_source = None
             self.model_config = self._architecture(parse_overrides(c.model_overrides))
         except (DatasetError, ConfigError) as e:
@@ -173,6 +191,24 @@ class Pretrainer:
                            self.vocab, self.vocab_file).run()
         print(report, file=sys.stderr, flush=True)
 
+    def _check_vocab_matches_dataset(self) -> None:
+        """--vocab_file must be the vocabulary the dataset was tokenized with (its vocab.txt):
+        another one reads every id as another token (or past its end)."""
+        theirs_file = self.source.dataset.vocab_file if self.source.dataset else None
+        if not self.config.vocab_file or not theirs_file:
+            return
+        theirs = read_vocab(theirs_file)
+        if theirs == self.vocab:
+            return
+        first = next((i for i, (a, b) in enumerate(zip(self.vocab, theirs)) if a != b),
+                     min(len(self.vocab), len(theirs)))
+        at = (f"id {first} is {self.vocab[first]!r} there, {theirs[first]!r} in the dataset's"
+              if first < min(len(self.vocab), len(theirs)) else f"they agree up to id {first - 1}")
+        raise TrainingError(
+            f"--vocab_file {self.config.vocab_file} is not the vocabulary {self.config.input_file} "
+            f"was tokenized with ({len(self.vocab):,} entries against {theirs_file}'s "
+            f"{len(theirs):,}; {at}): drop --vocab_file to use the dataset's")
+
     def _dataset(self, source: Source, batch_size: int, is_training: bool):
         c = self.config
         return self.engine.distribute(self.task.dataset_fn(
@@ -200,8 +236,11 @@ class Pretrainer:
                       f"{', whole words' if c.do_whole_word_mask else ''}; new masks every epoch",
                       file=sys.stderr, flush=True)
             iterator = iter(self._dataset(self.source, engine.micro_batch, True))
-            last = engine.train(self.task, iterator, total, start_step=step,
-                                description=f"{self.model_config.preset} ")
+            try:
+                last = engine.train(self.task, iterator, total, start_step=step,
+                                    description=f"{self.model_config.preset} ")
+            except tf.errors.DataLossError as e:
+                raise TrainingError(corrupt_shard_message(self.source, e)) from None
         if c.eval_input_file:
             last.update(self.evaluate())
         return last

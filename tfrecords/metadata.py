@@ -165,6 +165,39 @@ class Dataset:
         return path if tf.io.gfile.exists(path) else None
 
 
+def _check_info(info, info_path: str) -> None:
+    """info.json's structure, checked before anything reads it: one line naming the field
+    (a hand-edited or foreign info.json must not surface as a TypeError/KeyError later)."""
+    def fail(what):
+        raise DatasetError(f"{info_path}: {what}")
+
+    if not isinstance(info, dict):
+        fail(f"expected a JSON object, got {type(info).__name__}")
+    if not isinstance(info.get("features", {}), dict):
+        fail("'features' must be an object")
+    if not isinstance(info.get("generation", {}), dict):
+        fail("'generation' must be an object")
+    shards = info.get("shards")
+    if not isinstance(shards, dict) or not shards:
+        fail("lists no shards ('shards' must be an object of split -> list of shards)")
+    for split, entries in shards.items():
+        if not isinstance(entries, list):
+            fail(f"shards.{split} must be a list, got {type(entries).__name__}")
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                fail(f"shards.{split}[{i}] must be an object, got {type(entry).__name__}")
+            for key, kind in (("file", str), ("bytes", int), ("records", int)):
+                value = entry.get(key)
+                if not isinstance(value, kind) or isinstance(value, bool) or (
+                        kind is int and value < 0):
+                    fail(f"shards.{split}[{i}].{key} must be "
+                         f"{'a file name' if kind is str else 'a non-negative integer'}, "
+                         f"got {value!r}")
+            if "/" in entry["file"] or entry["file"] in ("", ".", ".."):
+                fail(f"shards.{split}[{i}].file must be a file name in the dataset directory, "
+                     f"got {entry['file']!r}")
+
+
 def open_dataset(directory: str) -> Dataset:
     """Opens a dataset directory after checking it is whole.
 
@@ -190,6 +223,7 @@ def open_dataset(directory: str) -> Dataset:
         )
     info_path = posixpath.join(directory, INFO_FILE)
     info = _read_json(info_path)
+    _check_info(info, info_path)
     version = info.get("format_version")
     if version != FORMAT_VERSION:
         raise DatasetError(
@@ -201,9 +235,9 @@ def open_dataset(directory: str) -> Dataset:
     except FeatureSpecError as e:
         raise DatasetError(str(e)) from None
     stats = _read_json(posixpath.join(directory, STATS_FILE))
-    listed = info.get("shards")
-    if not isinstance(listed, dict) or not listed:
-        raise DatasetError(f"{info_path} lists no shards")
+    if not isinstance(stats, dict):
+        raise DatasetError(f"{posixpath.join(directory, STATS_FILE)} is not a JSON object")
+    listed = info["shards"]
     present = {name for names in list_shards(directory).values() for name in names}
     for split, shards in listed.items():
         for shard in shards:

@@ -47,11 +47,12 @@ class Source:
 
 def _check_first_records(files: List[str], spec: Optional[FeatureSpec]):
     """Checks the first record of every file against `spec` (inferred if None)."""
-    v2_names = None
+    v2_names, seen = None, False
     for path in files:
         raw = first_record(path)
         if raw is None:
             continue
+        seen = True
         try:
             example = tf.train.Example.FromString(raw)
         except Exception as e:  # protobuf's DecodeError
@@ -67,8 +68,9 @@ def _check_first_records(files: List[str], spec: Optional[FeatureSpec]):
         if v2_names is not None and uses_v2 != v2_names:
             raise DatasetError(f"{path}: mixes Model Garden v2 feature names with v1 files")
         v2_names = uses_v2
-    if spec is None:
-        raise DatasetError(f"{', '.join(files[:3])}: every file is empty, nothing to read")
+    if not seen:  # training would wait forever on an empty repeated dataset
+        raise DatasetError(f"{', '.join(files[:3])}{', ...' if len(files) > 3 else ''}: every "
+                           "file is empty, nothing to read")
     return spec, bool(v2_names)
 
 
@@ -111,8 +113,13 @@ def open_source(path: str, split: str = "train", verify: bool = False) -> Source
         spec, v2_names = _check_first_records(files, None)
         source = Source(files, spec, path, v2_names, None)
     if verify:
+        listed = {posixpath.join(source.dataset.directory, s["file"]): s["records"]
+                  for s in source.dataset.info["shards"][split]} if source.dataset else {}
         for name in source.files:
-            count_records(name)
+            count = count_records(name)
+            if name in listed and count != listed[name]:
+                raise DatasetError(f"{name} holds {count} records but info.json lists "
+                                   f"{listed[name]}: the shard is not the one this dataset wrote")
     return source
 
 

@@ -73,7 +73,7 @@ def count_records(path: str) -> int:
         batches = dataset.batch(4096)
         return int(batches.reduce(tf.constant(0, tf.int64), lambda n, b: n + tf.size(b, tf.int64)))
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-        reason = e.message.splitlines()[0].split("}}")[-1].strip()
+        reason = e.message.splitlines()[0].split("}}")[-1].split(" [Op:")[0].strip()
         raise DatasetError(
             f"{path} is truncated or corrupted ({reason}); copy it again or regenerate it"
         ) from None

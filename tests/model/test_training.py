@@ -150,8 +150,8 @@ def test_multi_worker_on_two_local_processes_matches_one_device(tiny_dataset, tm
 @pytest.mark.multiprocess
 def test_kill_minus_9_then_rerun_resumes_and_finishes(tiny_dataset, tmp_path):
     args = kill_when_written("model.pretrain", pretrain_args(
-        tiny_dataset, tmp_path / "m", "--num_train_steps", 300, "--save_checkpoints_steps", 10,
-        "--log_steps", 10), tmp_path / "m" / "checkpoints" / "ckpt-20.index")
+        tiny_dataset, tmp_path / "m", "--num_train_steps", 300, "--save_checkpoints_steps", 10),
+        tmp_path / "m" / "checkpoints" / "ckpt-20.index")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -161,3 +161,89 @@ def test_kill_minus_9_then_rerun_resumes_and_finishes(tiny_dataset, tmp_path):
     reader = tf.train.load_checkpoint(str(tmp_path / "m" / "checkpoints"))
     assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 300
     assert tf.train.latest_checkpoint(str(tmp_path / "m" / "checkpoints")).endswith("ckpt-300")
+    # steps logged between the last checkpoint and the kill are not logged twice
+    assert logged_steps(tmp_path / "m") == list(range(1, 301))
+
+
+# -- reliability (issue 13) -----------------------------------------------------
+
+def logged_steps(model_dir):
+    return [json.loads(line)["step"]
+            for line in (model_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tiny_dataset, tmp_path):
+    out = tmp_path / "m"
+    run_module("model.pretrain", *pretrain_args(tiny_dataset, out, "--num_train_steps", 20,
+                                                "--save_checkpoints_steps", 10))
+    data = out / "checkpoints" / "ckpt-20.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    (out / "checkpoints" / "ckpt-20_temp").mkdir()  # as a kill during a save leaves it
+    rerun = run_module("model.pretrain", *pretrain_args(tiny_dataset, out, "--num_train_steps",
+                                                        30, "--save_checkpoints_steps", 10))
+    assert f"warning: checkpoint {out}/checkpoints/ckpt-20 is unreadable" in rerun.stderr
+    assert f"Resuming from {out}/checkpoints/ckpt-10 at step 10" in rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    names = os.listdir(out / "checkpoints")
+    assert any(n.startswith("ckpt-20.unreadable-") and n.endswith(".data-00000-of-00001")
+               for n in names)
+    assert "ckpt-20_temp" not in names
+    # the steps after the fallback are trained, saved and logged again, once each
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-30")
+    assert "ckpt-20.index" in names
+    assert logged_steps(out) == list(range(1, 31))
+
+
+def test_corrupted_shard_during_training_names_the_shard(tiny_dataset, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shard = sorted(p for p in data.iterdir() if p.name.startswith("train-"))[0]
+    raw = bytearray(shard.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 8] = bytes(b ^ 0xFF for b in raw[middle:middle + 8])  # same size
+    shard.write_bytes(bytes(raw))
+    proc = run_module("model.pretrain", *pretrain_args(data, tmp_path / "m",
+                                                       "--num_train_steps", 200), check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(re.escape(f"pretrain: a training shard is corrupted: {shard} is "
+                                  "truncated or corrupted (corrupted record at ")
+                        + r"\d+\); copy it again or regenerate it; the last checkpoint is kept",
+                        last), last
+    assert "Traceback" not in proc.stderr
+
+
+def test_vocabulary_and_flag_mistakes_are_one_line(tiny_dataset, tmp_path):
+    words = (tiny_dataset / "vocab.txt").read_text().splitlines()
+    no_mask = tmp_path / "no_mask.txt"
+    no_mask.write_text("\n".join(w for w in words if w != "[MASK]") + "\n")
+    other = tmp_path / "other.txt"  # the same size, two tokens swapped: ids would shift
+    swapped = list(words)
+    swapped[10], swapped[11] = swapped[11], swapped[10]
+    other.write_text("\n".join(swapped) + "\n")
+    short = tmp_path / "short.txt"
+    short.write_text("\n".join(words[:150]) + "\n")
+    cases = [
+        (["--vocab_file", no_mask], f"pretrain: vocabulary {no_mask} lacks BERT's special "
+                                    "tokens ['[MASK]']"),
+        (["--vocab_file", other], f"pretrain: --vocab_file {other} is not the vocabulary "
+                                  f"{tiny_dataset} was tokenized with (199 entries against "
+                                  f"{tiny_dataset}/vocab.txt's 199; id 10 is {words[11]!r} there, "
+                                  f"{words[10]!r} in the dataset's): drop --vocab_file to use "
+                                  "the dataset's"),
+        (["--vocab_file", short], f"pretrain: --vocab_file {short} is not the vocabulary "
+                                  f"{tiny_dataset} was tokenized with (150 entries against "
+                                  f"{tiny_dataset}/vocab.txt's 199; they agree up to id 149)"),
+        (["--masked_lm_prob", "1.5"], "--masked_lm_prob"),
+        (["--model_override", "num_layers=abc"], "pretrain: --model_override 'num_layers=abc': "
+                                                 "num_layers takes an integer, got 'abc'"),
+        (["--max_seq_length", "100000000"], "--max_seq_length"),
+    ]
+    for extra, expected in cases:
+        proc = run_module("model.pretrain", *pretrain_args(tiny_dataset, tmp_path / "m", *extra),
+                          check=False)
+        assert proc.returncode != 0, extra
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert expected in proc.stderr.strip().splitlines()[-1] or \
+            expected in proc.stderr, (extra, proc.stderr[-800:])

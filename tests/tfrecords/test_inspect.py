@@ -88,3 +88,19 @@ def test_inspect_decodes_the_peer_generators_file_as_the_peer_logged_it(tmp_path
             if float(w) > 0
         ]
         assert mine["masked (position:shown->original)"] == " ".join(expected)
+
+
+def test_verify_compares_record_counts_with_the_manifest(tmp_path):
+    import json
+    info = write_dataset(str(tmp_path / "ds"), num_instances=7)
+    ok = run_module("tfrecords.inspect", tmp_path / "ds", "--verify", "--num_examples", 0)
+    assert "train-00000-of-00002.tfrecord: 4 records, CRC ok, as info.json lists" in ok.stdout
+    # a manifest that disagrees with its shard (as two writers mixing one directory left it)
+    info["shards"]["train"][0]["records"] = 5
+    (tmp_path / "ds" / "info.json").write_text(json.dumps(info))
+    proc = run_module("tfrecords.inspect", tmp_path / "ds", "--verify", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path}/ds/train-00000-of-00002.tfrecord holds 4 records but info.json lists "
+        "5: the shard is not the one this dataset wrote (mixed runs or a copy from elsewhere); "
+        "regenerate it")

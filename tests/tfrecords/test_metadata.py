@@ -53,3 +53,27 @@ def test_bad_info_json_is_named(tmp_path):
     (tmp_path / "info.json").write_text("{not json")
     with pytest.raises(DatasetError, match="info.json is not valid JSON"):
         open_dataset(str(tmp_path))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda info: [info], "expected a JSON object, got list"),
+    (lambda info: dict(info, shards="train-00000-of-00002.tfrecord"), "lists no shards"),
+    (lambda info: dict(info, shards={"train": "train-00000-of-00002.tfrecord"}),
+     "shards.train must be a list, got str"),
+    (lambda info: dict(info, shards={"train": [{"file": "train-00000-of-00002.tfrecord",
+                                                "records": 5}]}),
+     "shards.train[0].bytes must be a non-negative integer, got None"),
+    (lambda info: dict(info, shards={"train": [dict(info["shards"]["train"][0], records="5")]}),
+     "shards.train[0].records must be a non-negative integer, got '5'"),
+    (lambda info: dict(info, shards={"train": [dict(info["shards"]["train"][0],
+                                                    file="../elsewhere.tfrecord")]}),
+     "shards.train[0].file must be a file name in the dataset directory"),
+    (lambda info: dict(info, features=[128, 20]), "'features' must be an object"),
+])
+def test_malformed_info_json_values_are_one_line_naming_the_field(tmp_path, edit, message):
+    info = write_dataset(str(tmp_path))
+    (tmp_path / "info.json").write_text(json.dumps(edit(info)))
+    with pytest.raises(DatasetError) as e:
+        open_dataset(str(tmp_path))
+    assert str(e.value) == f"{tmp_path}/info.json: {message}" or \
+        str(e.value).startswith(f"{tmp_path}/info.json: {message}")
