@@ -6,6 +6,7 @@ this module defines no flags).
 """
 
 import dataclasses
+import errno
 import json
 import os
 import posixpath
@@ -116,6 +117,10 @@ def match_inputs(patterns: Sequence[str], default_format: str = "sentences"
         matched = sorted((m.path, m.size_in_bytes, fmt) for m in result.metadata_list)
         if not matched:
             raise UsageError(f"--input_file: no files match {pattern!r}")
+        for path, _, _ in matched:
+            if "://" not in path and os.path.isdir(path):
+                raise UsageError(f"--input_file: {path} is a directory; give its files "
+                                 f"(e.g. '{path.rstrip('/')}/*.txt')")
         files.extend(matched)
     return files
 
@@ -262,14 +267,25 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
     print(f"Reading {len(files)} file(s) ({', '.join(formats)}) -> {output_dir}",
           file=sys.stderr, flush=True)
     start = time.time()
-    with beam.Pipeline(options=options) as root:
-        stats, manifest = build_pretraining_data(root, files=files, staging=staging, config=config)
-        _ = stats | "WriteStats" >> beam.Map(
-            lambda s: _write_text(posixpath.join(staging, "_stats.json"), json.dumps(s)))
-        _ = (manifest
-             | "CollectManifest" >> beam.combiners.ToList()
-             | "WriteManifest" >> beam.Map(lambda m: _write_text(
-                 posixpath.join(staging, "_manifest.json"), json.dumps(sorted(m, key=lambda e: (e[0], e[1]["file"]))))))
+    try:
+        with beam.Pipeline(options=options) as root:
+            stats, manifest = build_pretraining_data(root, files=files, staging=staging,
+                                                     config=config)
+            _ = stats | "WriteStats" >> beam.Map(
+                lambda s: _write_text(posixpath.join(staging, "_stats.json"), json.dumps(s)))
+            _ = (manifest
+                 | "CollectManifest" >> beam.combiners.ToList()
+                 | "WriteManifest" >> beam.Map(lambda m: _write_text(
+                     posixpath.join(staging, "_manifest.json"),
+                     json.dumps(sorted(m, key=lambda e: (e[0], e[1]["file"]))))))
+    except Exception as e:
+        # A full disk fails in every worker at once: one line, and the staging
+        # directory (which filled the disk) removed, instead of a traceback per worker.
+        if "No space left on device" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
+            _delete_tree(staging)
+            raise UsageError(f"no space left on the device of {staging} (removed); free "
+                             "space or pass another --output_dir") from None
+        raise
     elapsed = time.time() - start
     stats = _read_json(posixpath.join(staging, "_stats.json"))
     shards = {}

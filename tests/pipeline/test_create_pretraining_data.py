@@ -398,3 +398,36 @@ def test_flag_typos_and_size_bounds_are_one_line(tmp_path):
     assert proc.returncode != 0 and "--max_seq_length" in proc.stderr
     assert "8192" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "ds").exists()
+
+
+def test_directory_as_input_is_one_line(tmp_path):
+    proc = run_module("pipeline.create_pretraining_data", "--input_file", CORPUS / "books",
+                      "--vocab_file", VOCAB, "--output_dir", tmp_path / "ds", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --input_file: {CORPUS / 'books'} is a directory; give its files "
+        f"(e.g. '{CORPUS / 'books'}/*.txt')")
+
+
+def test_disk_full_is_one_line_and_removes_staging(tmp_path):
+    import random
+    import subprocess
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(small)],
+                      capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs privileges this machine lacks")
+    try:
+        sentences = [s for s in (CORPUS / "sentences.txt").read_text().splitlines() if s.strip()]
+        rng = random.Random(0)
+        corpus = tmp_path / "long.txt"
+        corpus.write_text("\n\n".join("\n".join(rng.choice(sentences) for _ in range(6))
+                                      for _ in range(3000)) + "\n")
+        with pytest.raises(UsageError) as e:
+            run(config(tmp_path, input_file=(str(corpus),), output_dir=str(small / "ds")),
+                IN_MEMORY)
+        assert str(e.value) == (f"no space left on the device of {small}/ds.staging (removed); "
+                                "free space or pass another --output_dir")
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)])
