@@ -24,6 +24,30 @@ from tfrecords.reader import Source, make_dataset
 from tfrecords.vocab import special_ids
 
 MODEL_INPUTS = BERT_INPUTS + ("masked_lm_positions",)
+# The raw-text signature of a pretrainer: strings per request at most, and [MASK]
+# positions sent through the vocabulary projection at once (MLM_CHUNK x vocabulary
+# floats: 31 MB at 30,522 words).
+MAX_TEXT_BATCH = 1024
+MLM_CHUNK = 256
+
+
+def top_k_of_vectors(mlm_head, vectors, k: int):
+    """Top-k probabilities and ids of the MLM head at each of `vectors` [M, H], computed
+    MLM_CHUNK vectors at a time: memory MLM_CHUNK x V whatever M is."""
+    count = tf.shape(vectors)[0]
+    chunks = (count + MLM_CHUNK - 1) // MLM_CHUNK
+    padded = tf.pad(vectors, [[0, chunks * MLM_CHUNK - count], [0, 0]])
+    padded = tf.reshape(padded, [chunks, MLM_CHUNK, tf.shape(vectors)[1]])
+    positions = tf.range(MLM_CHUNK)[None, :]
+
+    def one(chunk):
+        logits = tf.cast(mlm_head(chunk[None], mask_positions=positions)[0], tf.float32)
+        values, ids = tf.math.top_k(logits, k=k)
+        return tf.exp(values - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)), ids
+
+    probs, ids = tf.map_fn(one, padded, fn_output_signature=(
+        tf.TensorSpec([MLM_CHUNK, k], tf.float32), tf.TensorSpec([MLM_CHUNK, k], tf.int32)))
+    return (tf.reshape(probs, [-1, k])[:count], tf.reshape(ids, [-1, k])[:count])
 
 
 def dynamic_masker(vocab, max_predictions: int, masked_lm_prob: float,
@@ -258,11 +282,36 @@ class PretrainingTask(ServingTask):
         return tf.where(valid, key, 0), valid
 
     def text_outputs(self, serving, inputs):
+        """Top-k tokens at each [MASK] of raw text.
+
+        Memory is what the request asks for: the encoder runs on the batch, then
+        only the [MASK] positions (gathered across the batch) go through the
+        vocabulary projection, MLM_CHUNK at a time, each reduced to its top k before
+        the next (a row without [MASK] costs nothing there). Batches above
+        MAX_TEXT_BATCH strings are refused with an error saying so.
+        """
+        text = inputs["text"]
+        tf.debugging.assert_less_equal(
+            tf.shape(text)[0], MAX_TEXT_BATCH,
+            message=f"at most {MAX_TEXT_BATCH} strings per request to this signature: "
+                    "split the batch")
         x = trim_to_longest(self.pack(serving, inputs), multiple=serving.multiple)
         positions, valid = self.mask_positions(serving, x["input_ids"])
-        out = serving.outputs(dict(x, masked_lm_positions=positions))
-        probs = tf.nn.softmax(out.pop("mlm_logits"))
-        top_probs, top_ids = tf.math.top_k(probs, k=serving.top_k)
+        model = serving._model.obj
+        model = getattr(model, "keras_model", model)
+        encoded = model.get_layer("backbone")(encoder_inputs(x), training=False)
+        out = {}
+        if "nsp_logits" in model.output:
+            nsp = model.get_layer("nsp_head")(encoded["pooled_output"])
+            out["nsp_probabilities"] = tf.nn.softmax(tf.cast(nsp, tf.float32))
+        where = tf.where(valid)  # [M, 2]: (row, slot) of every [MASK]
+        at = tf.stack([where[:, 0], tf.cast(tf.gather_nd(positions, where), tf.int64)], axis=1)
+        vectors = tf.gather_nd(encoded["sequence_output"], at)  # [M, H]
+        top_probs, top_ids = top_k_of_vectors(model.get_layer("mlm_head"), vectors,
+                                              serving.top_k)
+        shape = tf.concat([tf.shape(positions, out_type=tf.int64), [serving.top_k]], axis=0)
+        top_probs = tf.scatter_nd(where, top_probs, shape)
+        top_ids = tf.scatter_nd(where, top_ids, shape)
         out.update(input_ids=x["input_ids"], masked_lm_positions=positions,
                    masked_lm_valid=tf.cast(valid, tf.int32), top_k_ids=top_ids,
                    top_k_tokens=tf.gather(serving.vocab, top_ids), top_k_probabilities=top_probs)
@@ -278,7 +327,9 @@ class PretrainingTask(ServingTask):
         expected = {"masked_lm_positions": ids["masked_lm_positions"]}
         if "nsp_probabilities" in id_outputs:
             expected["nsp_probabilities"] = id_outputs["nsp_probabilities"]
-        # The raw-text top-k comes from the same logits.
+        # The raw-text top-k comes from the same logits (at [MASK] slots; 0 elsewhere).
         probs = tf.nn.softmax(id_outputs["mlm_logits"])
-        expected["top_k_probabilities"] = tf.math.top_k(probs, k=serving.top_k)[0].numpy()
+        valid = self.mask_positions(serving, tf.constant(ids["input_ids"]))[1].numpy()
+        expected["top_k_probabilities"] = tf.math.top_k(probs, k=serving.top_k)[0].numpy() * \
+            valid[:, :, None]
         return expected, ids["input_mask"] > 0

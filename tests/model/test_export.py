@@ -280,3 +280,53 @@ def test_serve_request_refuses_a_pair_instance_without_text_b(exported, pretrain
                           capture_output=True, text=True, check=True)
     row = json.loads(proc.stdout.strip().splitlines()[-1])["predictions"][0]
     assert row["masked_lm_valid"][0] == 1 and len(row["top_k_tokens"][0]) == 3
+
+
+MEMORY_CHILD = r'''
+import json, resource, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the tokenizer's ops, as TF Serving links them)
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+def call(texts):
+    return fn(text=tf.constant(texts), text_b=tf.constant([""] * len(texts)))
+call(["warm up [MASK] ."])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+texts = [f"an ordinary sentence number {i} without any mask in it ." for i in range(1000)]
+texts[7] = "one row asks : the capital of france is [MASK] ."
+out = call(texts)
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+error = ""
+try:
+    call(["x"] * 1025)
+except tf.errors.InvalidArgumentError as e:
+    error = next((line.strip() for line in e.message.splitlines() if "at most" in line), e.message)
+print(json.dumps({"grown_mb": grown, "valid": out["masked_lm_valid"].numpy().sum(axis=1).tolist(),
+                  "top": out["top_k_tokens"].numpy()[7, 0].astype(str).tolist(), "error": error}))
+'''
+
+
+@pytest.mark.skipif(not (DATA / "vocab" / "uncased_vocab.txt").exists(),
+                    reason="the uncased BERT vocabulary is fetched by `make data`")
+def test_raw_text_masked_lm_memory_is_what_the_request_asks(tmp_path):
+    """1,000 strings, one with a [MASK], through a 30,522-word pretrainer's raw-text signature:
+    the vocabulary projection runs for the one [MASK] only (before: a full-vocabulary softmax
+    for 20 slots of every row, ~2.4 GB here)."""
+    from model.exporter import export_model
+    from model.optimization import OptimizerConfig
+    from model.pretraining import PretrainConfig, pretrain
+    from tests.model.conftest import TINY, make_dataset_dir
+    vocab = DATA / "vocab" / "uncased_vocab.txt"
+    data = make_dataset_dir(tmp_path / "ds", vocab_file=str(vocab), dupe_factor=1)
+    pretrain(PretrainConfig(input_file=str(data), output_dir=str(tmp_path / "m"),
+                            model_overrides=tuple(TINY), train_batch_size=4, log_steps=1,
+                            optimizer=OptimizerConfig(num_train_steps=1, num_warmup_steps=0)))
+    export_model(str(tmp_path / "m"), str(tmp_path / "export"), verify=False)
+    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path / "export" / "m" / "1")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["valid"][7] == 1 and sum(result["valid"]) == 1
+    assert len(result["top"]) == 5
+    assert result["grown_mb"] < 400, result  # the encoder's activations, not logits
+    assert "[at most 1024 strings per request to this signature: split the batch]" in \
+        result["error"], result
