@@ -40,9 +40,10 @@ def define_engine_flags(*, log_steps: int, seed: int) -> None:
     flags.DEFINE_string("tpu", "", "TPU name or address for --strategy tpu.")
     flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into N logical devices "
                          "(mirrored/multi_worker on CPU).", lower_bound=0)
-    flags.DEFINE_enum("mixed_precision", "float32", list(PRECISIONS), "Keras dtype policy; "
+    flags.DEFINE_enum("mixed_precision", "auto", list(PRECISIONS), "Keras dtype policy; "
                       "auto: mixed_bfloat16 where the hardware computes in bf16 (TPU, GPU from "
-                      "Ampere, CPU with AVX512_BF16/AMX), else float32.")
+                      "Ampere, CPU with AVX512_BF16/AMX), else float32; --mixed_precision "
+                      "float32 turns bf16 off.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU, "
                       "measured).")
     flags.DEFINE_integer("seed", seed, "Seed of the initial weights, dropout and shuffling.")

@@ -78,7 +78,7 @@ class EngineConfig:
     strategy: str = "auto"
     tpu: str = ""
     num_cpu_devices: int = 0
-    mixed_precision: str = "float32"
+    mixed_precision: str = "auto"
     jit_compile: bool = False
     seed: int = 12345  # initial weights, dropout, shuffling
 

@@ -133,3 +133,22 @@ def test_corrupted_bare_file_is_named_when_verified(tmp_path):
 def test_no_matching_files(tmp_path):
     with pytest.raises(DatasetError, match="no files match"):
         open_source(str(tmp_path / "nothing-*.tfrecord"))
+
+
+def test_dataset_without_records_is_refused_instead_of_waiting_forever(tmp_path):
+    # A repeated empty dataset never yields a batch: training would print its first
+    # line and hang. The reader refuses it, naming the files.
+    write_dataset(str(tmp_path / "ds"), num_instances=0)
+    with pytest.raises(DatasetError, match="every file is empty, nothing to read"):
+        open_source(str(tmp_path / "ds"))
+
+
+def test_verify_compares_counts_with_the_manifest(tmp_path):
+    import json
+    info = write_dataset(str(tmp_path), num_instances=7)
+    assert open_source(str(tmp_path), verify=True).files
+    info["shards"]["train"][1]["records"] = 2
+    (tmp_path / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DatasetError, match="train-00001-of-00002.tfrecord holds 3 records but "
+                                           "info.json lists 2"):
+        open_source(str(tmp_path), verify=True)
