@@ -78,6 +78,7 @@ def plot_finetuning(metrics, out):
 
 def main(run):
     stats = _json(os.path.join(run, "dataset", "stats.json"), {})
+    recipe = _json(os.path.join(run, "recipe.json"), {})
     log = _jsonl(os.path.join(run, "bert_tiny", "train_log.jsonl"))
     evals = _json(os.path.join(run, "bert_tiny", "eval_results.json"), {})
     export = _json(os.path.join(run, "export", "bert_tiny", "1", "assets.extra", "export.json"),
@@ -103,6 +104,8 @@ def main(run):
                   f"sentences, {stats.get('tokens', 0):,} tokens -> "
                   f"{stats.get('train_instances', 0):,} training and "
                   f"{stats.get('eval_instances', 0):,} held-out instances of 128 tokens.", ""]
+    if recipe:
+        lines += ["## Recipe", "", f"{recipe['recipe']}. Why: {recipe['why']}.", ""]
     if log:
         plot_pretraining(log, os.path.join(run, "pretrain_curves.png"))
         first, last = log[0], log[-1]
