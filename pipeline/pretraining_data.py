@@ -257,9 +257,15 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
         _delete_tree(output_dir)
         _move_tree(replaced, output_dir)
     _delete_tree(replaced)
-    if FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE)) and not config.overwrite:
+    complete = FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))
+    if complete and not config.overwrite:
         raise UsageError(f"{output_dir} already holds a complete dataset; pass --overwrite "
                          "to replace it")
+    if not complete and "://" not in output_dir and os.path.isdir(output_dir) and \
+            os.listdir(output_dir):
+        # Replacing it would delete it: it may be anything the flag was pointed at.
+        raise UsageError(f"{output_dir} exists and is not a dataset directory (no "
+                         f"{COMPLETED_FILE}); remove it or choose another --output_dir")
     _delete_tree(staging)
     FileSystems.mkdirs(staging)
     options = PipelineOptions(beam_args or [])

@@ -431,3 +431,12 @@ def test_disk_full_is_one_line_and_removes_staging(tmp_path):
         assert os.listdir(small) == []
     finally:
         subprocess.run(["umount", str(small)])
+
+
+def test_a_directory_that_is_not_a_dataset_is_never_replaced(tmp_path):
+    other = tmp_path / "ds"
+    other.mkdir()
+    (other / "notes.txt").write_text("someone's files")
+    with pytest.raises(UsageError, match="exists and is not a dataset directory"):
+        run(config(tmp_path, overwrite=True), IN_MEMORY)
+    assert (other / "notes.txt").read_text() == "someone's files"
