@@ -120,7 +120,8 @@ def define_flags():
     flags.DEFINE_string("saved_model", None, "An exported serving model: EXPORT_DIR/<name>/<version>.")
     flags.DEFINE_string("input_file", "", "One example per line (text<TAB>text_b for pairs, "
                         "question<TAB>choice<TAB>choice... for multiple choice).")
-    flags.DEFINE_integer("batch_size", 32, "Examples per call.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 32, "Examples per call (a pretrainer's raw-text "
+                         "signature takes at most 1,024).", lower_bound=1, upper_bound=1024)
     flags.DEFINE_enum("format", "text", ["text", "json"], "text: readable lines; json: JSON lines.")
 
 
