@@ -179,9 +179,10 @@ def test_domain_vocabulary_keeps_base_ids_and_new_rows_start_at_the_mean_of_thei
     # A vocabulary whose ids moved is refused, naming the id.
     moved = tmp_path / "moved.txt"
     moved.write_text("\n".join(base[:10] + [base[11], base[10]] + base[12:]) + "\n")
+    moved_ds = make_dataset_dir(tmp_path / "moved_ds", vocab_file=str(moved), dupe_factor=1)
     with pytest.raises(TrainingError, match=r"id 10 is .* only \[unused\*\] slots may change"):
         Pretrainer(PretrainConfig(
-            input_file=str(ds), output_dir=str(tmp_path / "m2"), vocab_file=str(moved),
+            input_file=str(moved_ds), output_dir=str(tmp_path / "m2"),
             init_checkpoint=str(pretrained_tiny), optimizer=OptimizerConfig(num_train_steps=1))
         )._initialize()
 
