@@ -78,10 +78,15 @@ class ServingModule(ExportRoot):
     def outputs(self, x: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         return self.task.serving_outputs(self._model.obj, x)
 
+    @property
+    def keras_model(self):
+        """The plain Keras model (not XLA-compiled), for tasks that call its layers."""
+        model = self._model.obj
+        return getattr(model, "keras_model", model)
+
     def keras_outputs(self, x: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
         """outputs() of the plain Keras model (not XLA-compiled): the verification's reference."""
-        model = self._model.obj
-        return self.task.serving_outputs(getattr(model, "keras_model", model), x)
+        return self.task.serving_outputs(self.keras_model, x)
 
     def signatures(self) -> dict:
         """name -> concrete function (traced once)."""

@@ -297,8 +297,7 @@ class PretrainingTask(ServingTask):
                     "split the batch")
         x = trim_to_longest(self.pack(serving, inputs), multiple=serving.multiple)
         positions, valid = self.mask_positions(serving, x["input_ids"])
-        model = serving._model.obj
-        model = getattr(model, "keras_model", model)
+        model = serving.keras_model
         encoded = model.get_layer("backbone")(encoder_inputs(x), training=False)
         out = {}
         if "nsp_logits" in model.output:
