@@ -305,6 +305,7 @@ print(json.dumps({"grown_mb": grown, "valid": out["masked_lm_valid"].numpy().sum
 '''
 
 
+@pytest.mark.data
 @pytest.mark.skipif(not (DATA / "vocab" / "uncased_vocab.txt").exists(),
                     reason="the uncased BERT vocabulary is fetched by `make data`")
 def test_raw_text_masked_lm_memory_is_what_the_request_asks(tmp_path):

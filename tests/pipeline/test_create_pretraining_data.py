@@ -263,6 +263,7 @@ def test_packing_needs_single_segments(tmp_path):
 
 @pytest.mark.multiprocess
 def test_concurrent_writer_is_refused_and_the_dataset_is_a_solo_runs(tmp_path):
+    """Two real writers into one directory: the second is refused naming the first."""
     import signal
     import subprocess
     import sys
