@@ -12,7 +12,6 @@ positions with the token shown to the model and the original token.
 """
 
 import json
-import posixpath
 import sys
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -20,7 +19,7 @@ from absl import app, flags
 
 import tensorflow as tf
 
-from tfrecords.reader import Source, open_source
+from tfrecords.reader import Source, open_source, verify_records
 from tfrecords.shards import DatasetError, compression_type, count_records
 from tfrecords.vocab import read_vocab
 
@@ -104,17 +103,10 @@ def inspect(path: str, vocab_file: Optional[str], num_examples: int, split: str,
               f"masked={spec.masked} next_sentence={spec.next_sentence}", file=out)
     if verify:
         total = 0
-        listed = {posixpath.join(dataset.directory, s["file"]): s["records"]
-                  for s in dataset.info["shards"][split]} if dataset is not None else {}
-        for name in source.files:
-            count = count_records(name)
-            if name in listed and count != listed[name]:
-                raise DatasetError(f"{name} holds {count} records but info.json lists "
-                                   f"{listed[name]}: the shard is not the one this dataset "
-                                   "wrote (mixed runs or a copy from elsewhere); regenerate it")
+        for name, count, listed in verify_records(source, split):
             total += count
-            print(f"{name}: {count} records, CRC ok"
-                  + (", as info.json lists" if name in listed else ""), file=out)
+            print(f"{name}: {count} records, CRC ok" + (", as info.json lists" if listed else ""),
+                  file=out)
         print(f"{total} records in {len(source.files)} file(s)", file=out)
     vocab = read_vocab(vocab_file) if vocab_file else None
     if vocab is None:

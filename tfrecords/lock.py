@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import time
+from typing import Optional
 
 
 class LockError(Exception):
@@ -47,7 +48,7 @@ class OutputLock:
     def _remote(self) -> bool:
         return "://" in self.path
 
-    def _read(self) -> dict:
+    def _read(self) -> Optional[dict]:
         """The owner the lock file names; None when the file is gone (its owner just
         released it), {} when it cannot be parsed (being written)."""
         import tensorflow as tf

@@ -13,7 +13,7 @@ TPUs want), masked_lm_weights as float32.
 
 import dataclasses
 import posixpath
-from typing import List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -113,14 +113,27 @@ def open_source(path: str, split: str = "train", verify: bool = False) -> Source
         spec, v2_names = _check_first_records(files, None)
         source = Source(files, spec, path, v2_names, None)
     if verify:
-        listed = {posixpath.join(source.dataset.directory, s["file"]): s["records"]
-                  for s in source.dataset.info["shards"][split]} if source.dataset else {}
-        for name in source.files:
-            count = count_records(name)
-            if name in listed and count != listed[name]:
-                raise DatasetError(f"{name} holds {count} records but info.json lists "
-                                   f"{listed[name]}: the shard is not the one this dataset wrote")
+        for _ in verify_records(source, split):
+            pass
     return source
+
+
+def verify_records(source: Source, split: str = "train") -> Iterator[Tuple[str, int, bool]]:
+    """Reads every record of every file, checking every CRC, and compares each count with
+    info.json's manifest; yields (file, records, whether the manifest lists it).
+
+    Raises DatasetError naming the file when it is truncated or corrupted, or holds another
+    count than the manifest says (a shard of another run, a copy from elsewhere).
+    """
+    listed = {posixpath.join(source.dataset.directory, s["file"]): s["records"]
+              for s in source.dataset.info["shards"][split]} if source.dataset else {}
+    for name in source.files:
+        count = count_records(name)
+        if name in listed and count != listed[name]:
+            raise DatasetError(f"{name} holds {count} records but info.json lists "
+                               f"{listed[name]}: the shard is not the one this dataset "
+                               "wrote (mixed runs or a copy from elsewhere); regenerate it")
+        yield name, count, name in listed
 
 
 def _parse_batch(spec: FeatureSpec, v2_names: bool):
