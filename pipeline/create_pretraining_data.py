@@ -47,6 +47,10 @@ flags.DEFINE_integer("dupe_factor", 10, "Passes over the data, each with new mas
                      lower_bound=1, upper_bound=1000)
 flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.",
                    lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("target_length_draw", "per_document", ["per_document", "per_instance"],
+                  "When the target length (short with --short_seq_prob) is drawn: once per "
+                  "document and pass, as google-research/bert does, or again after every "
+                  "instance (fewer short sequences on long documents).")
 flags.DEFINE_integer("random_seed", 12345, "Seed every random choice derives from.")
 flags.DEFINE_bool("do_whole_word_mask", False, "Mask whole words, not single WordPieces.")
 flags.DEFINE_integer("max_ngram_size", None, "Mask spans of up to this many whole words.",

@@ -2,7 +2,10 @@
 
 For each document, sentences are gathered into a chunk until the chunk
 reaches a target length (max_seq_length - 3, or with probability
-short_seq_prob a random length in [2, max]); a random split point makes
+short_seq_prob a random length in [2, max]), drawn once per document and
+pass as the reference does (`target_length_draw="per_instance"` draws it
+again after every instance instead: fewer short sequences on long
+documents, as this project did before); a random split point makes
 segment A; segment B is the rest of the chunk (label 0) or, half of the
 time, text from a random start in a *different* document (label 1), the
 unused sentences of the chunk being put back. The pair is truncated from a
@@ -47,6 +50,9 @@ class InstanceConfig:
     masking: str = "static"  # or "dynamic": no masked_lm_* features
     masked: MaskingConfig = MaskingConfig()
     packing: bool = False  # several documents per sequence (no NSP)
+    # "per_document": the reference's (one target length per document and pass);
+    # "per_instance": a new target after every instance.
+    target_length_draw: str = "per_document"
 
 
 class Instance(NamedTuple):
@@ -132,7 +138,8 @@ def _pairs(documents: List[TokenizedDocument], index: int, config: InstanceConfi
             if tokens_a and tokens_b:
                 yield tokens_a, tokens_b, is_random_next
             chunk, length = [], 0
-            target = _target_length(config, max_tokens, rng, stats)
+            if config.target_length_draw == "per_instance":
+                target = _target_length(config, max_tokens, rng, stats)
         i += 1
 
 
@@ -146,7 +153,8 @@ def _single_segments(document: TokenizedDocument, config: InstanceConfig,
         if current and len(current) + len(sentence) > target:
             yield current[:max_tokens]
             current = []
-            target = _target_length(config, max_tokens, rng, stats)
+            if config.target_length_draw == "per_instance":
+                target = _target_length(config, max_tokens, rng, stats)
         current.extend(sentence)
     if current:
         yield current[:max_tokens]

@@ -48,6 +48,7 @@ class PretrainingDataConfig:
     masked_lm_prob: float = 0.15
     dupe_factor: int = 10
     short_seq_prob: float = 0.1
+    target_length_draw: str = "per_document"
     random_seed: int = 12345
     do_whole_word_mask: bool = False
     max_ngram_size: int = 0
@@ -68,7 +69,7 @@ class PretrainingDataConfig:
         return InstanceConfig(
             max_seq_length=self.max_seq_length, short_seq_prob=self.short_seq_prob,
             next_sentence_prediction=self.next_sentence_prediction, masking=self.masking,
-            packing=self.packing,
+            packing=self.packing, target_length_draw=self.target_length_draw,
             masked=MaskingConfig(self.masked_lm_prob, self.max_predictions_per_seq,
                                  self.do_whole_word_mask, self.max_ngram_size or 0))
 
@@ -231,6 +232,9 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
         BertTokenizer(vocab, config.do_lower_case, source=config.vocab_file)
     except VocabError as e:
         raise UsageError(str(e)) from None
+    if config.target_length_draw not in ("per_document", "per_instance"):
+        raise UsageError("--target_length_draw must be per_document or per_instance, got "
+                         f"{config.target_length_draw!r}")
     if config.packing and config.next_sentence_prediction:
         raise UsageError("--packing puts several documents in one segment: it needs "
                          "--nonext_sentence_prediction")
