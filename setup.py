@@ -30,6 +30,8 @@ setuptools.setup(
         "tensorboard==2.21.0",
         "safetensors==0.8.0",
         "matplotlib==3.11.2",
+        "dask[distributed]==2026.8.0",
+        "distributed==2026.8.0",
     ],
     entry_points={
         "console_scripts": [

@@ -2,6 +2,15 @@
 
     work items (byte ranges, files) ─ReadCorpus─▶ (split, bucket key) -> documents
         ─CreateInstances─▶ piece files + stats ─MergeShards─▶ shards + manifest
+        ─Summarize─▶ one {stats, manifest}
+
+Every DoFn has one output; its elements are (kind, value) pairs (BUCKET,
+PIECE or STATS) that `Select(kind)` picks from, and the job ends in one
+transform that everything flows into. Tagged side outputs and several
+sinks would be simpler, but Beam's DaskRunner supports neither (it mixes
+side outputs into the main output and computes only the last transform),
+and the same graph must run on the DirectRunner, Dask, Dataflow, Flink and
+Spark.
 
 Randomness is derived, never global: a document's split comes from a hash
 of (seed, its range, its ordinal); the dealing of documents into buckets
@@ -28,7 +37,7 @@ from pipeline.writer import merge_shard, write_pieces
 from tfrecords.encode import InstanceEncoder
 from tfrecords.features import spec_from_lengths
 
-STATS = "stats"
+BUCKET, PIECE, STATS, SHARD = "bucket", "piece", "stats", "shard"
 NAMESPACE = "pretraining_data"
 
 
@@ -94,8 +103,18 @@ class BucketWindow:
                 yield chunk
 
 
+def _select(element, kind):
+    if element[0] == kind:
+        yield element[1]
+
+
+def Select(kind: str) -> beam.PTransform:
+    """The values of one kind from a (kind, value) PCollection."""
+    return beam.FlatMap(_select, kind)
+
+
 class ReadRangeFn(beam.DoFn):
-    """A work item -> ((split, bucket key), documents); stats on a side output.
+    """A work item -> (BUCKET, ((split, bucket key), documents)) ..., then (STATS, counts).
 
     A work item is a list of (file index, path, start, end, format) ranges,
     read in order. Documents are dealt into buckets (BucketWindow) per split
@@ -132,7 +151,7 @@ class ReadRangeFn(beam.DoFn):
         def emit(split, bucket):
             key = f"{item_key}-{serial[split]:06d}"
             serial[split] += 1
-            return (split, key), bucket
+            return BUCKET, ((split, key), bucket)
 
         documents = 0
         for file_index, path, start, end, input_format in item:
@@ -157,11 +176,12 @@ class ReadRangeFn(beam.DoFn):
         if by_file:
             stats["skipped_by_file"] = {path: dict(c) for path, c in by_file.items()}
         stats["work_items"] = 1
-        yield beam.pvalue.TaggedOutput(STATS, stats)
+        yield STATS, stats
 
 
 class ReadCorpus(beam.PTransform):
-    """Reads every work item into buckets of documents, each tagged with its split."""
+    """Reads every work item into buckets of documents, each tagged with its split:
+    (BUCKET, ((split, key), docs)) and (STATS, counts) elements."""
 
     def __init__(self, items: List[List[tuple]], text_field: str, seed: int,
                  eval_fraction: float, bucket_size: int, open_buckets: int):
@@ -177,20 +197,32 @@ class ReadCorpus(beam.PTransform):
             | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadAndBucket" >> beam.ParDo(ReadRangeFn(
                 self.text_field, self.seed, self.eval_fraction,
-                self.bucket_size, self.open_buckets)).with_outputs(STATS, main="buckets")
+                self.bucket_size, self.open_buckets))
         )
 
 
+_TOKENIZERS: Dict[tuple, tuple] = {}
+
+
+def _tokenizer(vocab_file: str, do_lower_case: bool):
+    """(vocab, BertTokenizer), built once per process: Beam's DaskRunner calls a DoFn's
+    setup once per partition, not once per worker."""
+    key = (vocab_file, do_lower_case)
+    if key not in _TOKENIZERS:
+        vocab = load_vocab(vocab_file)
+        _TOKENIZERS[key] = vocab, BertTokenizer(vocab, do_lower_case, source=vocab_file)
+    return _TOKENIZERS[key]
+
+
 class CreateInstancesFn(beam.DoFn):
-    """((split, bucket key), docs) -> piece descriptors; stats on a side output."""
+    """((split, bucket key), docs) -> (PIECE, piece descriptor) ..., then (STATS, counts)."""
 
     def __init__(self, config, staging: str, num_shards: Dict[str, int]):
         self.config, self.staging, self.num_shards = config, staging, num_shards
 
     def setup(self):
         c = self.config
-        vocab = load_vocab(c.vocab_file)
-        self.tokenizer = BertTokenizer(vocab, c.do_lower_case, source=c.vocab_file)
+        vocab, self.tokenizer = _tokenizer(c.vocab_file, c.do_lower_case)
         t = self.tokenizer
         self.ids = SpecialIds(t.cls_id, t.sep_id, t.mask_id, t.is_continuation, t.replacement_ids)
         self.encoder = InstanceEncoder(
@@ -249,11 +281,11 @@ class CreateInstancesFn(beam.DoFn):
         for record in records:
             by_shard[order.randrange(shards)].append(record)
         for piece in write_pieces(self.staging, split, bucket, by_shard):
-            yield piece
+            yield PIECE, piece
         stats[f"{split}_instances"] += len(records)
         beam.metrics.Metrics.counter(NAMESPACE, "instances").inc(len(records))
         self.progress.add(len(records), f"(bucket {split}/{bucket})")
-        yield beam.pvalue.TaggedOutput(STATS, dict(stats))
+        yield STATS, dict(stats)
 
 
 def sum_stats(dicts) -> dict:
@@ -307,6 +339,28 @@ class MergeShards(beam.PTransform):
             | "ConcatenatePieces" >> beam.ParDo(
                 MergeShardsFn(self.staging, self.num_shards, self.compress))
         )
+
+
+def _summary(grouped) -> dict:
+    _, elements = grouped
+    stats = sum_stats(v for kind, v in elements if kind == STATS)
+    manifest = sorted((v for kind, v in elements if kind == SHARD),
+                      key=lambda e: (e[0], e[1]["file"]))
+    return {"stats": stats, "manifest": manifest}
+
+
+class Summarize(beam.PTransform):
+    """(STATS, counts) and (SHARD, (split, entry)) elements -> one {stats, manifest}.
+
+    A GroupByKey on one key rather than CombineGlobally: the combiner's
+    empty-input default is a side input, which not every runner has.
+    """
+
+    def expand(self, tagged):
+        return (tagged
+                | "KeyAll" >> beam.Map(lambda e: (None, e))
+                | "GroupAll" >> beam.GroupByKey()
+                | "Summary" >> beam.Map(_summary))
 
 
 def make_shard_plan(eval_fraction: float, num_shards: int, num_eval_shards: int

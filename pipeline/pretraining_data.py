@@ -27,6 +27,7 @@ from tfrecords.lock import LockError, OutputLock
 from tfrecords.metadata import COMPLETED_FILE, VOCAB_FILE, finalize_dataset
 
 DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
 class UsageError(Exception):
@@ -153,7 +154,7 @@ def plan_work(files: Sequence[Tuple[str, int, str]], split_mb: int,
 
 def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: str,
                            config: PretrainingDataConfig):
-    """Adds the job to a pipeline; returns (stats, manifest) PCollections.
+    """Adds the job to a pipeline; returns a PCollection of one {stats, manifest}.
 
     Args:
         root: the pipeline (or TestPipeline) root.
@@ -163,7 +164,7 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
 
     Example:
         >>> with beam.Pipeline() as p:  # doctest: +SKIP
-        ...     stats, manifest = build_pretraining_data(p, files=files, staging=d, config=cfg)
+        ...     summary = build_pretraining_data(p, files=files, staging=d, config=cfg)
     """
     plan = beam_stages.make_shard_plan(config.eval_fraction, config.num_shards,
                                        config.num_eval_shards)
@@ -172,18 +173,20 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
         config.random_seed,
         config.eval_fraction, config.bucket_size, config.open_buckets)
     created = (
-        read.buckets
-        | "CreateInstances" >> beam.ParDo(
-            beam_stages.CreateInstancesFn(config, staging, plan)
-        ).with_outputs(beam_stages.STATS, main="pieces")
+        read
+        | "Buckets" >> beam_stages.Select(beam_stages.BUCKET)
+        | "CreateInstances" >> beam.ParDo(beam_stages.CreateInstancesFn(config, staging, plan))
     )
-    manifest = created.pieces | "MergeShards" >> beam_stages.MergeShards(staging, plan, config.gzip)
-    stats = (
-        (read[beam_stages.STATS], created[beam_stages.STATS])
-        | "FlattenStats" >> beam.Flatten()
-        | "SumStats" >> beam.CombineGlobally(beam_stages.sum_stats)
+    manifest = (created
+                | "Pieces" >> beam_stages.Select(beam_stages.PIECE)
+                | "MergeShards" >> beam_stages.MergeShards(staging, plan, config.gzip))
+    return (
+        (read | "ReadStats" >> beam.Filter(lambda e: e[0] == beam_stages.STATS),
+         created | "CreateStats" >> beam.Filter(lambda e: e[0] == beam_stages.STATS),
+         manifest | "TagShards" >> beam.Map(lambda e: (beam_stages.SHARD, e)))
+        | "FlattenSummary" >> beam.Flatten()
+        | "Summarize" >> beam_stages.Summarize()
     )
-    return stats, manifest
 
 
 def _write_text(path: str, text: str) -> None:
@@ -272,22 +275,17 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
                          f"{COMPLETED_FILE}); remove it or choose another --output_dir")
     _delete_tree(staging)
     FileSystems.mkdirs(staging)
-    options = PipelineOptions(beam_args or [])
+    options = PipelineOptions(dask_partitions(
+        beam_args or [], len(plan_work(files, config.input_split_mb, config.books_per_item))))
     formats = sorted({fmt for _, _, fmt in files})
     print(f"Reading {len(files)} file(s) ({', '.join(formats)}) -> {output_dir}",
           file=sys.stderr, flush=True)
     start = time.time()
     try:
         with beam.Pipeline(options=options) as root:
-            stats, manifest = build_pretraining_data(root, files=files, staging=staging,
-                                                     config=config)
-            _ = stats | "WriteStats" >> beam.Map(
-                lambda s: _write_text(posixpath.join(staging, "_stats.json"), json.dumps(s)))
-            _ = (manifest
-                 | "CollectManifest" >> beam.combiners.ToList()
-                 | "WriteManifest" >> beam.Map(lambda m: _write_text(
-                     posixpath.join(staging, "_manifest.json"),
-                     json.dumps(sorted(m, key=lambda e: (e[0], e[1]["file"]))))))
+            summary = build_pretraining_data(root, files=files, staging=staging, config=config)
+            _ = summary | "WriteSummary" >> beam.Map(
+                lambda s: _write_text(posixpath.join(staging, "_summary.json"), json.dumps(s)))
     except Exception as e:
         # A full disk fails in every worker at once: one line, and the staging
         # directory (which filled the disk) removed, instead of a traceback per worker.
@@ -297,9 +295,10 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
                              "space or pass another --output_dir") from None
         raise
     elapsed = time.time() - start
-    stats = _read_json(posixpath.join(staging, "_stats.json"))
+    summary = _read_json(posixpath.join(staging, "_summary.json"))
+    stats = summary["stats"]
     shards = {}
-    for split, entry in _read_json(posixpath.join(staging, "_manifest.json")):
+    for split, entry in summary["manifest"]:
         shards.setdefault(split, []).append(entry)
     stats["seconds"] = round(elapsed, 1)
     instances = sum(e["records"] for entries in shards.values() for e in entries)
@@ -313,7 +312,7 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
             f"{json.dumps(skipped) if skipped else 'nothing'} (by file); {output_dir} was not "
             "written")
     # Make the dataset whole in staging (COMPLETED last), then swap it into place.
-    for name in ("_pieces", "_stats.json", "_manifest.json"):
+    for name in ("_pieces", "_summary.json"):
         _delete_tree(posixpath.join(staging, name))
     FileSystems.copy([config.vocab_file], [posixpath.join(staging, VOCAB_FILE)])
     info = finalize_dataset(
@@ -372,6 +371,35 @@ def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> 
                      "Beam pipeline option")
 
 
+def _expand_runner_names(beam_args: Sequence[str]) -> List[str]:
+    """`--runner DaskRunner` (or `Dask`) -> Beam's DaskRunner by its module path: Beam
+    resolves short names only for the runners it lists, and DaskRunner is not one."""
+    out, args = [], list(beam_args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--runner" and i + 1 < len(args):
+            arg, i = f"--runner={args[i + 1]}", i + 1
+        if arg.startswith("--runner=") and arg.split("=", 1)[1].lower() in ("dask",
+                                                                            "daskrunner"):
+            arg = f"--runner={DASK_RUNNER}"
+        out.append(arg)
+        i += 1
+    return out
+
+
+def dask_partitions(beam_args: List[str], work_items: int) -> List[str]:
+    """On Dask, one bag partition per work item unless told otherwise: Beam's DaskRunner
+    puts 128 elements in a partition, so a job of fewer work items than that would run
+    as one task on one core (its Reshuffle is a no-op)."""
+    runner = next((a.split("=", 1)[1] for a in _expand_runner_names(beam_args)
+                   if a.startswith("--runner=")), "")
+    if runner != DASK_RUNNER or any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
+                                    for a in beam_args):
+        return list(beam_args)
+    return list(beam_args) + [f"--dask_npartitions={max(1, work_items)}"]
+
+
 def default_beam_args(beam_args: List[str]) -> List[str]:
     """Without --runner: the DirectRunner's batch engine, multi-processing on every core.
 
@@ -379,6 +407,7 @@ def default_beam_args(beam_args: List[str]) -> List[str]:
     first tries to download its Prism runner from GitHub, which fails (with
     a confusing log) on machines without internet, then falls back to it.
     """
+    beam_args = _expand_runner_names(beam_args)
     if any(a.startswith("--runner") for a in beam_args):
         return beam_args
     out = list(beam_args) + [f"--runner={DEFAULT_RUNNER}"]

@@ -45,12 +45,13 @@ def test_read_corpus_transform_deals_documents_into_buckets(tmp_path):
         read = p | beam_stages.ReadCorpus([[(0, str(path), 0, None, "sentences")]], "text", 1,
                                           0.0, bucket_size=10, open_buckets=2)
         # 3 documents, buckets of 10: one bucket at the end, documents in reading order
-        assert_that(read.buckets, equal_to([
+        assert_that(read | "Buckets" >> beam_stages.Select(beam_stages.BUCKET), equal_to([
             (("train", "000000-000000000000-000000"),
              [(["First doc."], True), (["Second doc, line one.", "Line two."], True),
               (["Third."], True)]),
         ]), label="CheckBuckets")
-        assert_that(read[beam_stages.STATS], equal_to([{"work_items": 1}]), label="CheckStats")
+        assert_that(read | "Stats" >> beam_stages.Select(beam_stages.STATS),
+                    equal_to([{"work_items": 1}]), label="CheckStats")
 
 
 def test_bucket_window_bounds_memory_and_keeps_every_document():
@@ -73,12 +74,13 @@ def test_create_instances_and_merge_shards_transforms(tmp_path):
     plan = {"train": 2}
     with BeamTestPipeline() as p:
         created = (p | beam.Create([(("train", "b0"), docs)])
-                   | beam.ParDo(beam_stages.CreateInstancesFn(cfg, staging, plan)).with_outputs(
-                       beam_stages.STATS, main="pieces"))
-        manifest = created.pieces | beam_stages.MergeShards(staging, plan, compress=False)
+                   | beam.ParDo(beam_stages.CreateInstancesFn(cfg, staging, plan)))
+        manifest = (created | "Pieces" >> beam_stages.Select(beam_stages.PIECE)
+                    | beam_stages.MergeShards(staging, plan, compress=False))
         counts = (manifest | beam.Map(lambda kv: kv[1]["records"])
                   | beam.CombineGlobally(sum))
-        instances = created[beam_stages.STATS] | beam.Map(lambda s: s["instances"])
+        instances = (created | "Stats" >> beam_stages.Select(beam_stages.STATS)
+                     | beam.Map(lambda s: s["instances"]))
         # every instance the bucket made is in exactly one shard
         agree = ((counts, instances) | beam.Flatten() | beam.combiners.ToList()
                  | beam.Map(lambda both: len(both) == 2 and both[0] == both[1] > 0))
@@ -441,3 +443,56 @@ def test_a_directory_that_is_not_a_dataset_is_never_replaced(tmp_path):
     with pytest.raises(UsageError, match="exists and is not a dataset directory"):
         run(config(tmp_path, overwrite=True), IN_MEMORY)
     assert (other / "notes.txt").read_text() == "someone's files"
+
+
+@pytest.mark.multiprocess
+def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
+    """`dask scheduler` + two `dask worker` processes, as a cluster's users start them;
+    the job is the command line with `--runner DaskRunner --dask_client_address`."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    env = dict(os.environ, PYTHONPATH=str(FIXTURES.parent.parent))
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "w0", "w1")}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stderr=logs["scheduler"],
+                              stdout=subprocess.DEVNULL)]
+    try:
+        for name in ("w0", "w1"):
+            procs.append(subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--name", name],
+                env=env, stderr=logs[name], stdout=subprocess.DEVNULL))
+        from distributed import Client
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        inputs = [f"wikipedia:{CORPUS / 'wiki.xml'}", f"books:{CORPUS / 'books' / '*.txt'}",
+                  f"jsonl:{CORPUS / 'docs.jsonl'}", str(CORPUS / "sentences.txt")]
+        flags = ["--input_file", ",".join(inputs), "--vocab_file", VOCAB,
+                 "--max_seq_length", "64", "--max_predictions_per_seq", "10",
+                 "--dupe_factor", "3", "--num_shards", "3", "--bucket_size", "2",
+                 "--eval_fraction", "0.3"]
+        run_module("pipeline.create_pretraining_data", *flags, "--output_dir",
+                   tmp_path / "dask", "--runner", "DaskRunner", "--dask_client_address", address)
+        run_module("pipeline.create_pretraining_data", *flags, "--output_dir",
+                   tmp_path / "direct", *IN_MEMORY)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+        for log in logs.values():
+            log.close()
+    dask_shards, direct_shards = shard_digests(tmp_path / "dask"), shard_digests(tmp_path / "direct")
+    assert dask_shards == direct_shards and len(dask_shards) == 4  # 3 train + 1 eval
+    stats = json.loads((tmp_path / "dask" / "stats.json").read_text())
+    assert stats == {**json.loads((tmp_path / "direct" / "stats.json").read_text()),
+                     "seconds": stats["seconds"]}
+    assert stats["work_items"] == 4 and stats["train_instances"] > 0 < stats["eval_instances"]
+    # The job was the scheduler's client (its tasks ran on the cluster's workers).
+    assert "Receive client connection" in (tmp_path / "scheduler.log").read_text()
