@@ -22,14 +22,13 @@ the same bytes however the runner distributes the work.
 import collections
 import hashlib
 import random
-import sys
-import time
 from typing import Dict, Iterator, List
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import readers
+from pipeline.console import ProgressFile
 from pipeline.instances import SpecialIds, create_instances
 from pipeline.text import split_sentences
 from pipeline.tokenization import BertTokenizer, load_vocab
@@ -52,22 +51,22 @@ def unit_hash(seed: int, *parts) -> float:
     return derive_seed(seed, *parts) / 2.0 ** 64
 
 
-class _Progress:
-    """Prints a worker's progress to stderr at most every `every` seconds."""
+class RecordError(RuntimeError):
+    """An unexpected failure on one input record, naming it.
 
-    def __init__(self, what: str, every: float = 10.0):
-        self.what, self.every = what, every
-        self.start = self.last = time.time()
-        self.count = 0
+    The message is wrapped in <<record: ...>> so the driver can find it in
+    whatever the runner wraps a worker's exception in (a traceback text on
+    the DirectRunner, the pickled exception on Dask) and print it as one line.
+    """
 
-    def add(self, n: int, detail: str = "") -> None:
-        self.count += n
-        now = time.time()
-        if now - self.last >= self.every:
-            self.last = now
-            rate = self.count / max(now - self.start, 1e-9)
-            print(f"[{self.what}] {self.count:,} so far ({rate:,.0f}/s) {detail}",
-                  file=sys.stderr, flush=True)
+    def __init__(self, where: str, error: BaseException):
+        super().__init__(f"<<record: {where}: {type(error).__name__}: {error}>>")
+
+
+def _where(path: str, ordinal: int, start: int) -> str:
+    if start:
+        return f"{path}, document {ordinal + 1} of the byte range from {start:,}"
+    return f"{path}, document {ordinal + 1}"
 
 
 class BucketWindow:
@@ -123,13 +122,18 @@ class ReadRangeFn(beam.DoFn):
     """
 
     def __init__(self, text_field: str, seed: int, eval_fraction: float,
-                 bucket_size: int, open_buckets: int):
+                 bucket_size: int, open_buckets: int, staging: str = ""):
         self.text_field = text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
+        self.staging = staging
 
     def setup(self):
-        self.progress = _Progress("documents read")
+        self.progress = ProgressFile.of(self.staging) if self.staging else None
+
+    def finish_bundle(self):
+        if self.progress:
+            self.progress.flush()
 
     def process(self, item):
         file_index, _, start, _, _ = item[0]
@@ -157,17 +161,35 @@ class ReadRangeFn(beam.DoFn):
         for file_index, path, start, end, input_format in item:
             range_key = f"{file_index:06d}-{start:012d}"
             current[0] = path
+            ordinal = -1
             with FileSystems.open(path, compression_type="uncompressed") as f:
-                for doc in readers.read_documents(path, f, input_format, skip, self.text_field,
-                                                  start=start, end=end):
+                position = start
+                docs = readers.read_documents(path, f, input_format, skip, self.text_field,
+                                              start=start, end=end)
+                while True:
+                    try:
+                        doc = next(docs, None)
+                    except Exception as e:  # a reader's bug or an unforeseen input
+                        raise RecordError(_where(path, ordinal + 1, start), e) from e
+                    if doc is None:
+                        break
+                    ordinal = doc.ordinal
                     doc_key = f"{range_key}:{doc.ordinal:010d}"
                     split = ("eval" if self.eval_fraction and
                              unit_hash(self.seed, "split", doc_key) < self.eval_fraction
                              else "train")
                     documents += 1
-                    self.progress.add(1, f"({path})")
-                    for bucket in windows[split].add((doc.units, doc.presplit)):
+                    if self.progress:
+                        now = f.tell()
+                        self.progress.add(bytes=max(0, now - position), documents=1)
+                        position = max(position, now)
+                    origin = (path, doc.ordinal, start)
+                    for bucket in windows[split].add((doc.units, doc.presplit, origin)):
                         yield emit(split, bucket)
+                if self.progress:  # the rest of the range (buffered reads ran ahead)
+                    size = end if end is not None else FileSystems.match(
+                        [path])[0].metadata_list[0].size_in_bytes
+                    self.progress.add(bytes=max(0, size - position))
         for split, window in windows.items():
             for bucket in window.flush():
                 yield emit(split, bucket)
@@ -184,11 +206,13 @@ class ReadCorpus(beam.PTransform):
     (BUCKET, ((split, key), docs)) and (STATS, counts) elements."""
 
     def __init__(self, items: List[List[tuple]], text_field: str, seed: int,
-                 eval_fraction: float, bucket_size: int, open_buckets: int):
+                 eval_fraction: float, bucket_size: int, open_buckets: int,
+                 staging: str = ""):
         super().__init__()
         self.items, self.text_field = items, text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
+        self.staging = staging
 
     def expand(self, root):
         return (
@@ -197,7 +221,7 @@ class ReadCorpus(beam.PTransform):
             | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadAndBucket" >> beam.ParDo(ReadRangeFn(
                 self.text_field, self.seed, self.eval_fraction,
-                self.bucket_size, self.open_buckets))
+                self.bucket_size, self.open_buckets, self.staging))
         )
 
 
@@ -230,12 +254,15 @@ class CreateInstancesFn(beam.DoFn):
                               next_sentence=c.next_sentence_prediction, packed=c.packing),
             vocab_size=len(vocab))
         self.instance_config = c.instance_config()
-        self.progress = _Progress("instances written")
+        self.progress = ProgressFile.of(self.staging)
+
+    def finish_bundle(self):
+        self.progress.flush()
 
     def _tokenize(self, docs, stats) -> List[List[List[int]]]:
         """Sentence-split and tokenize a bucket's documents (one tokenizer batch)."""
         sentences_per_doc = []
-        for units, presplit in docs:
+        for units, presplit, _ in docs:
             sentences_per_doc.append(units if presplit else split_sentences(units))
         flat = [s for doc in sentences_per_doc for s in doc]
         ids = self.tokenizer.tokenize_batch(flat)
@@ -265,6 +292,26 @@ class CreateInstancesFn(beam.DoFn):
 
     def process(self, element):
         (split, bucket), docs = element
+        try:
+            yield from self._process(split, bucket, docs)
+        except RecordError:
+            raise
+        except Exception as e:
+            raise RecordError(self._culprit(docs, bucket), e) from e
+
+    def _culprit(self, docs, bucket) -> str:
+        """Which document of a failed bucket fails alone (else the bucket is named)."""
+        rng = random.Random(0)
+        for doc in docs:
+            try:
+                tokenized = self._tokenize([doc], collections.Counter())
+                for _ in create_instances(tokenized, self.instance_config, rng, self.ids, {}):
+                    pass
+            except Exception:
+                return _where(*doc[2])
+        return f"bucket {bucket} ({len(docs)} documents, from {_where(*docs[0][2])} on)"
+
+    def _process(self, split, bucket, docs):
         stats = collections.Counter()
         documents = self._tokenize(docs, stats)
         c = self.config
@@ -284,7 +331,7 @@ class CreateInstancesFn(beam.DoFn):
             yield PIECE, piece
         stats[f"{split}_instances"] += len(records)
         beam.metrics.Metrics.counter(NAMESPACE, "instances").inc(len(records))
-        self.progress.add(len(records), f"(bucket {split}/{bucket})")
+        self.progress.add(instances=len(records))
         yield STATS, dict(stats)
 
 

@@ -9,23 +9,34 @@ Usage:
 google-research/bert's flag names and defaults (booleans take --no...), plus
 --max_ngram_size, --num_shards, --masking static|dynamic,
 --[no]next_sentence_prediction, --packing, --bucket_size, --eval_fraction, --gzip,
---overwrite. Flags this module does not know go to Beam's PipelineOptions
+--overwrite, --target_length_draw, --verbose. Flags this module does not know go to Beam's PipelineOptions
 (--runner, --direct_num_workers, --setup_file, Dataflow/Flink/Spark options).
 Without --runner, the DirectRunner runs in multi-processing mode on every core.
 
 The dataset is written to <output_dir>.staging and moved into place when
-whole; COMPLETED is written last.
+whole; COMPLETED is written last. The console shows the job's own lines
+(settings, progress every 10 s, summary, or one error line); Beam's,
+TensorFlow's and the workers' logging goes to pipeline.log in the staging
+directory (so in the dataset when done); --verbose shows it instead.
+--runner DaskRunner [--dask_client_address tcp://HOST:PORT] runs on a Dask
+cluster (a local one on every core without an address).
 """
 
 import dataclasses
+import logging
 import sys
 
-from absl import app, flags
+# Importing Beam logs a warning about optional GCP libraries through the root logger,
+# which configures itself to print it; a handler on the root logger keeps that quiet
+# (Beam's and absl's logging is written to the job's log file, or shown with --verbose).
+logging.getLogger().addHandler(logging.NullHandler())
 
-from pipeline.pretraining_data import (
+from absl import app, flags  # noqa: E402
+
+from pipeline.pretraining_data import (  # noqa: E402
     PretrainingDataConfig, UsageError, check_beam_args, default_beam_args, run)
-from pipeline.readers import FORMATS
-from tfrecords.features import MAX_SEQ_LENGTH
+from pipeline.readers import FORMATS  # noqa: E402
+from tfrecords.features import MAX_SEQ_LENGTH  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None,
@@ -86,6 +97,9 @@ flags.DEFINE_integer("num_eval_shards", 1, "Eval shards to write.", lower_bound=
                      upper_bound=100_000)
 flags.DEFINE_bool("gzip", False, "Write .tfrecord.gz shards.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing complete dataset.")
+flags.DEFINE_bool("verbose", False,
+                  "Print Beam's, its workers' and TensorFlow's logging on the console instead "
+                  "of into pipeline.log in the output directory.")
 
 
 def main(argv):
@@ -96,7 +110,7 @@ def main(argv):
     config = PretrainingDataConfig(**values)
     try:
         check_beam_args(argv[1:], own_flags=list(FLAGS))
-        run(config, default_beam_args(argv[1:]))
+        run(config, default_beam_args(argv[1:]), verbose=FLAGS.verbose)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -11,7 +11,10 @@ import json
 import os
 import posixpath
 import sys
+import re
+import tempfile
 import time
+import traceback
 from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -19,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import beam_stages, readers
+from pipeline.console import LOG_FILE, PROGRESS_DIR, JobConsole, ProgressPrinter
 from pipeline.instances import InstanceConfig
 from pipeline.masking import MaskingConfig
 from pipeline.tokenization import BertTokenizer, VocabError, load_vocab
@@ -171,7 +175,7 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
     read = root | "ReadCorpus" >> beam_stages.ReadCorpus(
         plan_work(files, config.input_split_mb, config.books_per_item), config.text_field,
         config.random_seed,
-        config.eval_fraction, config.bucket_size, config.open_buckets)
+        config.eval_fraction, config.bucket_size, config.open_buckets, staging)
     created = (
         read
         | "Buckets" >> beam_stages.Select(beam_stages.BUCKET)
@@ -199,9 +203,16 @@ def _read_json(path: str):
         return json.loads(f.read().decode("utf-8"))
 
 
-def _delete_tree(path: str) -> None:
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
+def _delete_tree(path: str, keep: Optional[str] = None) -> None:
+    """Deletes a directory; with keep, everything in it but that file (the job's log)."""
+    if not FileSystems.exists(path):
+        return
+    if keep and "://" not in path and os.path.exists(os.path.join(path, keep)):
+        for name in os.listdir(path):
+            if name != keep:
+                FileSystems.delete([os.path.join(path, name)])
+        return
+    FileSystems.delete([path])
 
 
 def _move_tree(source: str, destination: str) -> None:
@@ -215,7 +226,8 @@ def _move_tree(source: str, destination: str) -> None:
     FileSystems.rename(names, [destination + n[len(source):] for n in names])
 
 
-def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) -> dict:
+def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
+        verbose: bool = True) -> dict:
     """Runs the job end to end: checks, lock, pipeline, staged swap into place.
 
     One writer per output directory (`OUTPUT.lock`, tfrecords/lock.py). The
@@ -225,6 +237,10 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
     deleted. A kill at any moment leaves a complete dataset: the old one, the
     new one, or (between the two renames) both, under `.replaced` and
     `.staging`; the next run puts `.replaced` back before it starts.
+
+    With verbose=False (the command line's default), the job prints only its
+    own lines and everything else on stderr goes to `pipeline.log` in the
+    staging directory (pipeline/console.py).
 
     Returns the info.json dict written.
     """
@@ -250,12 +266,42 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None) ->
         raise UsageError(str(e)) from None
     try:
         with OutputLock(output_dir):
-            return _run_locked(config, beam_args, output_dir, files, spec)
+            return _run_locked(config, beam_args, output_dir, files, spec, verbose)
     except LockError as e:
         raise UsageError(str(e)) from None
 
 
-def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
+def _settings_line(config: PretrainingDataConfig, options: PipelineOptions) -> str:
+    c = config
+    nsp = "NSP pairs" if c.next_sentence_prediction else (
+        "packed single segments" if c.packing else "single segments")
+    runner = options.get_all_options().get("runner") or "DirectRunner"
+    runner = runner.rsplit(".", 1)[-1]
+    all_options = options.get_all_options()
+    if runner == "FnApiRunner":
+        runner = (f"DirectRunner ({all_options.get('direct_running_mode')}, "
+                  f"{all_options.get('direct_num_workers')} worker(s))")
+    elif runner == "DaskRunner":
+        runner += f" ({all_options.get('address') or 'local cluster'})"
+    return (f"settings: {nsp}, max_seq_length {c.max_seq_length}, masking {c.masking} "
+            f"({c.masked_lm_prob} up to {c.max_predictions_per_seq}"
+            f"{', whole words' if c.do_whole_word_mask else ''}), dupe_factor {c.dupe_factor}, "
+            f"short_seq_prob {c.short_seq_prob} drawn {c.target_length_draw.replace('_', ' ')}, "
+            f"seed {c.random_seed}, {c.num_shards} shard(s)"
+            f"{f', eval_fraction {c.eval_fraction}' if c.eval_fraction else ''}; runner {runner}")
+
+
+def _failure_line(error: BaseException) -> str:
+    """One line for a failed pipeline: the record a worker failed on, when it said so."""
+    text = str(error)
+    found = re.search(r"<<record: (.*?)>>", text, re.S)
+    if found:
+        return "failed on " + " ".join(found.group(1).split())
+    last = [line for line in text.strip().splitlines() if line.strip()]
+    return f"the pipeline failed: {last[-1].strip() if last else type(error).__name__}"
+
+
+def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dict:
     staging, replaced = output_dir + ".staging", output_dir + ".replaced"
     if (FileSystems.exists(posixpath.join(replaced, COMPLETED_FILE))
             and not FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))):
@@ -275,25 +321,46 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
                          f"{COMPLETED_FILE}); remove it or choose another --output_dir")
     _delete_tree(staging)
     FileSystems.mkdirs(staging)
-    options = PipelineOptions(dask_partitions(
-        beam_args or [], len(plan_work(files, config.input_split_mb, config.books_per_item))))
+    items = plan_work(files, config.input_split_mb, config.books_per_item)
+    options = PipelineOptions(dask_partitions(beam_args or [], len(items)))
     formats = sorted({fmt for _, _, fmt in files})
-    print(f"Reading {len(files)} file(s) ({', '.join(formats)}) -> {output_dir}",
-          file=sys.stderr, flush=True)
+    total_bytes = sum(size for _, size, _ in files)
+    log_path = (os.path.join(staging, LOG_FILE)
+                if not verbose and "://" not in staging else None)
+    if not verbose and log_path is None:  # staging on an object store: the log stays local
+        log_path = os.path.join(tempfile.gettempdir(), f"create_pretraining_data-{os.getpid()}.log")
+    console = JobConsole(log_path, verbose)
+    console.say(f"create_pretraining_data: {len(files)} input file(s) ({', '.join(formats)}, "
+                f"{total_bytes / 1e6:,.1f} MB, {len(items)} work item(s)) -> {output_dir}")
+    console.say(_settings_line(config, options))
+    if console.log_path:
+        console.say(f"log: {console.log_path} (--verbose prints it here instead)")
     start = time.time()
+    progress = ProgressPrinter(console, staging, total_bytes)
     try:
-        with beam.Pipeline(options=options) as root:
-            summary = build_pretraining_data(root, files=files, staging=staging, config=config)
-            _ = summary | "WriteSummary" >> beam.Map(
-                lambda s: _write_text(posixpath.join(staging, "_summary.json"), json.dumps(s)))
+        with console:
+            progress.start()
+            try:
+                with beam.Pipeline(options=options) as root:
+                    summary = build_pretraining_data(root, files=files, staging=staging,
+                                                     config=config)
+                    _ = summary | "WriteSummary" >> beam.Map(
+                        lambda s: _write_text(posixpath.join(staging, "_summary.json"),
+                                              json.dumps(s)))
+            except BaseException:
+                console.log(traceback.format_exc())
+                raise
+            finally:
+                progress.stop()
     except Exception as e:
-        # A full disk fails in every worker at once: one line, and the staging
-        # directory (which filled the disk) removed, instead of a traceback per worker.
+        # A full disk fails in every worker at once: one line, and what filled the disk
+        # removed, instead of a traceback per worker.
         if "No space left on device" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
-            _delete_tree(staging)
+            _delete_tree(staging, keep=LOG_FILE)
             raise UsageError(f"no space left on the device of {staging} (removed); free "
                              "space or pass another --output_dir") from None
-        raise
+        where = f"; log: {console.log_path}" if console.log_path else ""
+        raise UsageError(_failure_line(e) + where) from None
     elapsed = time.time() - start
     summary = _read_json(posixpath.join(staging, "_summary.json"))
     stats = summary["stats"]
@@ -304,7 +371,7 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
     instances = sum(e["records"] for entries in shards.values() for e in entries)
     if not instances:
         skipped = stats.get("skipped_by_file") or {}
-        _delete_tree(staging)
+        _delete_tree(staging, keep=LOG_FILE)
         raise UsageError(
             f"no instance from {len(files)} input file(s) "
             f"({', '.join(path for path, _, _ in files[:3])}{', ...' if len(files) > 3 else ''}): "
@@ -312,7 +379,7 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
             f"{json.dumps(skipped) if skipped else 'nothing'} (by file); {output_dir} was not "
             "written")
     # Make the dataset whole in staging (COMPLETED last), then swap it into place.
-    for name in ("_pieces", "_summary.json"):
+    for name in ("_pieces", "_summary.json", PROGRESS_DIR):
         _delete_tree(posixpath.join(staging, name))
     FileSystems.copy([config.vocab_file], [posixpath.join(staging, VOCAB_FILE)])
     info = finalize_dataset(
@@ -324,10 +391,29 @@ def _run_locked(config, beam_args, output_dir, files, spec) -> dict:
         _move_tree(output_dir, replaced)
     _move_tree(staging, output_dir)
     _delete_tree(replaced)
-    print(f"Wrote {instances:,} instances in {sum(len(v) for v in shards.values())} shard(s) "
-          f"to {output_dir} in {elapsed:.1f} s ({instances / max(elapsed, 1e-9):,.0f} "
-          f"instances/s); stats: {json.dumps(stats, sort_keys=True)}", file=sys.stderr)
+    console.say(_summary_lines(stats, shards, output_dir, elapsed, console.log_path,
+                               staging))
     return info
+
+
+def _summary_lines(stats, shards, output_dir, elapsed, log_path, staging) -> str:
+    instances = sum(e["records"] for entries in shards.values() for e in entries)
+    splits = ", ".join(f"{split} {sum(e['records'] for e in entries):,}"
+                       for split, entries in sorted(shards.items(), reverse=True))
+    skipped = sum(v for k, v in stats.items() if k.startswith("skipped_") and
+                  isinstance(v, int))
+    lines = [
+        f"wrote {instances:,} instances ({splits}) in "
+        f"{sum(len(v) for v in shards.values())} shard(s) to {output_dir} in "
+        f"{elapsed:.1f} s ({instances / max(elapsed, 1e-9):,.0f} instances/s)",
+        f"from {stats.get('documents', 0):,} documents, {stats.get('sentences', 0):,} "
+        f"sentences, {stats.get('tokens', 0):,} tokens; {skipped:,} record(s) skipped"
+        f"{' (by reason and file in stats.json)' if skipped else ''}; "
+        f"stats: {posixpath.join(output_dir, 'stats.json')}"]
+    if log_path:
+        lines.append("log: " + (posixpath.join(output_dir, LOG_FILE)
+                                if log_path.startswith(staging) else log_path))
+    return "\n".join(lines)
 
 
 def unknown_beam_args(beam_args: Sequence[str]) -> List[str]:

@@ -44,11 +44,13 @@ def test_read_corpus_transform_deals_documents_into_buckets(tmp_path):
     with BeamTestPipeline() as p:
         read = p | beam_stages.ReadCorpus([[(0, str(path), 0, None, "sentences")]], "text", 1,
                                           0.0, bucket_size=10, open_buckets=2)
-        # 3 documents, buckets of 10: one bucket at the end, documents in reading order
+        # 3 documents, buckets of 10: one bucket at the end, documents in reading order,
+        # each with its origin (file, ordinal, range start) for error messages
         assert_that(read | "Buckets" >> beam_stages.Select(beam_stages.BUCKET), equal_to([
             (("train", "000000-000000000000-000000"),
-             [(["First doc."], True), (["Second doc, line one.", "Line two."], True),
-              (["Third."], True)]),
+             [(["First doc."], True, (str(path), 0, 0)),
+              (["Second doc, line one.", "Line two."], True, (str(path), 1, 0)),
+              (["Third."], True, (str(path), 2, 0))]),
         ]), label="CheckBuckets")
         assert_that(read | "Stats" >> beam_stages.Select(beam_stages.STATS),
                     equal_to([{"work_items": 1}]), label="CheckStats")
@@ -68,8 +70,10 @@ def test_bucket_window_bounds_memory_and_keeps_every_document():
 
 def test_create_instances_and_merge_shards_transforms(tmp_path):
     cfg = config(tmp_path, dupe_factor=2)
-    docs = [(["The river starts high in the northern hills.", "It runs south."], True),
-            (["Bread is made from flour.", "The dough is kneaded.", "Many bakers start."], True)]
+    docs = [(["The river starts high in the northern hills.", "It runs south."], True,
+             ("river.txt", 0, 0)),
+            (["Bread is made from flour.", "The dough is kneaded.", "Many bakers start."], True,
+             ("bread.txt", 0, 0))]
     staging = str(tmp_path / "staging")
     plan = {"train": 2}
     with BeamTestPipeline() as p:
@@ -86,7 +90,8 @@ def test_create_instances_and_merge_shards_transforms(tmp_path):
                  | beam.Map(lambda both: len(both) == 2 and both[0] == both[1] > 0))
         assert_that(agree, equal_to([True]))
     names = sorted(os.listdir(staging))
-    assert names == ["_pieces", "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
+    assert names == ["_pieces", "_progress", "train-00000-of-00002.tfrecord",
+                     "train-00001-of-00002.tfrecord"]
 
 
 def test_seeds_are_derived_not_global():
@@ -496,3 +501,78 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
     assert stats["work_items"] == 4 and stats["train_instances"] > 0 < stats["eval_instances"]
     # The job was the scheduler's client (its tasks ran on the cluster's workers).
     assert "Receive client connection" in (tmp_path / "scheduler.log").read_text()
+
+
+# -- console -----------------------------------------------------------------------
+
+def test_default_console_is_the_jobs_own_lines_and_verbose_brings_the_rest_back(tmp_path):
+    flags = ["--input_file", f"{CORPUS / 'sentences.txt'},jsonl:{CORPUS / 'docs.jsonl'}",
+             "--vocab_file", VOCAB, "--max_seq_length", "64", "--max_predictions_per_seq", "10",
+             "--dupe_factor", "2", "--num_shards", "2"]
+    quiet = run_module("pipeline.create_pretraining_data", *flags, "--output_dir", tmp_path / "q")
+    lines = quiet.stderr.strip().splitlines()
+    assert 5 <= len(lines) <= 25, quiet.stderr
+    assert lines[0].startswith("create_pretraining_data: 2 input file(s) (jsonl, sentences")
+    assert lines[1].startswith("settings: NSP pairs, max_seq_length 64") and \
+        "runner DirectRunner (multi_processing, 2 worker(s))" in lines[1]
+    assert lines[-3].startswith("wrote ") and f"to {tmp_path / 'q'} in" in lines[-3]
+    assert lines[-1] == f"log: {tmp_path / 'q' / 'pipeline.log'}"
+    # Beam's and its workers' logging is in the log, not on the console.
+    log = (tmp_path / "q" / "pipeline.log").read_text()
+    assert "sdk_worker" in log and "sdk_worker" not in quiet.stderr
+    loud = run_module("pipeline.create_pretraining_data", *flags, "--output_dir", tmp_path / "v",
+                      "--verbose")
+    assert "sdk_worker" in loud.stderr and not (tmp_path / "v" / "pipeline.log").exists()
+    assert shard_digests(tmp_path / "q") == shard_digests(tmp_path / "v")
+
+
+def test_progress_line_sums_the_workers_files(tmp_path):
+    from pipeline.console import JobConsole, ProgressFile, ProgressPrinter, read_progress
+
+    staging = str(tmp_path)
+    first, second = ProgressFile(staging), ProgressFile(staging)
+    second.path = second.path.replace(".json", "-b.json")  # another process's file
+    first.add(bytes=3_000_000, documents=10)
+    second.add(bytes=1_000_000, documents=5, instances=400)
+    first.flush()
+    second.flush()
+    assert read_progress(staging) == {"bytes": 4_000_000, "documents": 15, "instances": 400}
+    printer = ProgressPrinter(JobConsole(None), staging, total_bytes=8_000_000)
+    printer.start_time -= 20  # 20 s in, half read: about 20 s to go
+    line = printer.line(read_progress(staging))
+    assert line.startswith("progress: 4.0 MB of 8.0 MB read (50%), 15 documents, 400 instances")
+    assert "ETA 20 s" in line
+
+
+@pytest.mark.multiprocess
+def test_worker_error_is_one_line_naming_the_record_and_the_log(tmp_path):
+    """A document that makes the sentence splitter raise, in a worker process of the
+    default (multi-process) runner: the patch is a sitecustomize every process loads."""
+    import subprocess
+    import sys
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import blingfire\n"
+        "_split = blingfire.text_to_sentences\n"
+        "def _failing(text):\n"
+        "    if 'EXPLODES' in text:\n"
+        "        raise ValueError('the splitter gave up')\n"
+        "    return _split(text)\n"
+        "blingfire.text_to_sentences = _failing\n")
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(json.dumps({"text": "A calm first document. It has two sentences."}) + "\n"
+                      + json.dumps({"text": "The second one EXPLODES here. Sadly."}) + "\n")
+    out = tmp_path / "ds"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.create_pretraining_data", "--input_file",
+         f"jsonl:{corpus}", "--vocab_file", VOCAB, "--output_dir", out, "--max_seq_length", "64",
+         "--max_predictions_per_seq", "10", "--dupe_factor", "1", "--num_shards", "1"],
+        cwd=FIXTURES.parent.parent, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=f"{hook}:{FIXTURES.parent.parent}"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    log = f"{out}.staging/pipeline.log"
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: failed on {corpus}, document 2: ValueError: the splitter gave up; log: {log}")
+    assert "the splitter gave up" in open(log).read() and not out.exists()

@@ -1,0 +1,167 @@
+"""What the pretraining-data job prints, and where everything else goes.
+
+By default the job prints only its own lines (settings once, progress at
+most every 10 s, the summary, or one error line). Everything else written
+to the process's stderr while the pipeline runs (Beam's and its workers'
+logging, TensorFlow's and absl's, Dask's) goes to a log file instead: file
+descriptor 2 itself is redirected, so worker processes the runner starts
+inherit it too. `--verbose` leaves stderr alone.
+
+Progress crosses process (and machine) boundaries through small files:
+every worker process adds its counts to `<staging>/_progress/<host>-<pid>.json`
+(rewritten at most every 2 s and at the end of each bundle), and the
+driver sums them. Beam's metrics would be the natural channel, but the
+DaskRunner has none, and the DirectRunner reports them only at the end.
+"""
+
+import json
+import os
+import posixpath
+import socket
+import sys
+import threading
+import time
+from typing import Dict, Optional
+
+from apache_beam.io.filesystems import FileSystems
+
+PROGRESS_DIR = "_progress"
+LOG_FILE = "pipeline.log"
+
+
+class ProgressFile:
+    """A worker process's running totals (bytes read, documents, instances) for one job."""
+
+    _by_staging: Dict[str, "ProgressFile"] = {}
+
+    @classmethod
+    def of(cls, staging: str) -> "ProgressFile":
+        if staging not in cls._by_staging:
+            cls._by_staging[staging] = cls(staging)
+        return cls._by_staging[staging]
+
+    def __init__(self, staging: str, every: float = 2.0):
+        self.path = posixpath.join(staging, PROGRESS_DIR,
+                                   f"{socket.gethostname()}-{os.getpid()}.json")
+        self.every, self.last = every, 0.0
+        self.counts = {"bytes": 0, "documents": 0, "instances": 0}
+
+    def add(self, **counts: int) -> None:
+        for key, n in counts.items():
+            self.counts[key] += n
+        if time.time() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.time()
+        try:
+            with FileSystems.create(self.path) as f:
+                f.write(json.dumps(self.counts).encode())
+        except Exception:  # progress is best effort; the job's own writes will report
+            pass
+
+
+def read_progress(staging: str) -> Dict[str, int]:
+    """The sum of every worker's progress file (files being rewritten are skipped)."""
+    total = {"bytes": 0, "documents": 0, "instances": 0}
+    try:
+        matches = FileSystems.match([posixpath.join(staging, PROGRESS_DIR, "*.json")])
+        paths = [m.path for m in matches[0].metadata_list]
+    except Exception:
+        return total
+    for path in paths:
+        try:
+            with FileSystems.open(path) as f:
+                counts = json.loads(f.read().decode())
+        except Exception:
+            continue
+        for key in total:
+            total[key] += int(counts.get(key, 0))
+    return total
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class JobConsole:
+    """The job's console: quiet (stderr to a log file) unless verbose.
+
+    Use as a context manager around the pipeline run; `say()` prints one of
+    the job's own lines on the real console either way.
+    """
+
+    def __init__(self, log_path: Optional[str], verbose: bool = False):
+        self.verbose = verbose or log_path is None
+        self.log_path = None if self.verbose else log_path
+        self.out = sys.stderr
+        self._saved_fd = None
+        self._log = None
+
+    def __enter__(self):
+        if self.verbose:
+            return self
+        sys.stderr.flush()
+        self._saved_fd = os.dup(2)
+        self.out = os.fdopen(os.dup(self._saved_fd), "w", buffering=1)
+        self._log = open(self.log_path, "a", buffering=1)
+        os.dup2(self._log.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved_fd is not None:
+            sys.stderr.flush()
+            os.dup2(self._saved_fd, 2)
+            os.close(self._saved_fd)
+            self._saved_fd = None
+            self.out.flush()
+            self.out.close()
+            self.out = sys.stderr
+            self._log.close()
+        return False
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+    def log(self, text: str) -> None:
+        """Writes to the log file only (the console when verbose)."""
+        if self._log is not None:
+            self._log.write(text.rstrip("\n") + "\n")
+        else:
+            print(text, file=sys.stderr)
+
+
+class ProgressPrinter(threading.Thread):
+    """Prints the summed progress every `every` seconds while the pipeline runs."""
+
+    def __init__(self, console: JobConsole, staging: str, total_bytes: int,
+                 every: float = 10.0):
+        super().__init__(daemon=True)
+        self.console, self.staging, self.total = console, staging, max(total_bytes, 1)
+        self.every = every
+        self.start_time = time.time()
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.wait(self.every):
+            self.console.say(self.line(read_progress(self.staging)))
+
+    def line(self, counts: Dict[str, int]) -> str:
+        elapsed = time.time() - self.start_time
+        done = min(counts["bytes"], self.total)
+        fraction = done / self.total
+        eta = (f", ETA {_duration(elapsed / fraction - elapsed)}"
+               if 0.02 <= fraction < 1 else "")
+        return (f"progress: {_megabytes(done)} of {_megabytes(self.total)} read "
+                f"({100 * fraction:.0f}%), {counts['documents']:,} documents, "
+                f"{counts['instances']:,} instances ({counts['instances'] / elapsed:,.0f}/s), "
+                f"{_duration(elapsed)}{eta}")
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(timeout=5)
