@@ -62,3 +62,41 @@ def test_ids_equal_the_reference_on_every_lead_section():
     rate = 1 - len(differ) / len(lines)
     print(f"agreement with FullTokenizer: {rate:.4%} of {len(lines)} lines")
     assert not differ, f"{len(differ)} lines differ, first: {differ[0][:200]!r}"
+
+
+@pytest.mark.data
+@pytest.mark.skipif(importlib.util.find_spec("official") is None,
+                    reason="the reference tokenizer (tf-models-official) is not installed")
+@pytest.mark.skipif(not (DATA / "wiki_leads" / ".done").exists(),
+                    reason="sample data not fetched: run `make data`")
+def test_sentences_as_the_pipeline_cuts_them_equal_the_reference_on_both_paths():
+    """The job tokenizes sentences: most are printable ASCII and take the regex +
+    word-cache path, the rest the Rust tokenizer; both must give the reference's ids,
+    cased and uncased, and with the cache cold, warm, or cleared when full."""
+    from official.nlp.tools import tokenization
+
+    from pipeline import tokenization as ours_module
+    from pipeline.text import split_sentences
+
+    vocab_file = str(DATA / "vocab" / "uncased_vocab.txt")
+    lines = [json.loads(l)["text"] for l in (DATA / "wiki_leads" / "leads.jsonl").open()]
+    sentences = split_sentences(normalize(line) for line in lines[:4000])
+    sentences += ["x" * 101, "y" * 401, "a_b-c~d{e}f|g\\\\h^i`j", "  two  spaces ", "", "UPPER Case 42nd"]
+    fast = sum(s.isascii() and s.isprintable() for s in sentences)
+    assert 0.8 < fast / len(sentences) < 1  # both paths are exercised
+    for lower in (True, False):
+        reference = tokenization.FullTokenizer(vocab_file, do_lower_case=lower)
+        ours = BertTokenizer(load_vocab(vocab_file), do_lower_case=lower)
+        expected = [reference.convert_tokens_to_ids(reference.tokenize(s)) for s in sentences]
+        assert ours.tokenize_batch(sentences) == expected  # cold cache
+        assert ours.tokenize_batch(sentences) == expected  # warm
+        small = ours_module._CACHE_WORDS
+        try:
+            ours_module._CACHE_WORDS = 50
+            ours._cache.clear()
+            assert [ids for i in range(0, len(sentences), 500)
+                    for ids in ours.tokenize_batch(sentences[i:i + 500])] == expected
+            # cleared whenever it would pass 50 words: at most one batch's words remain
+            assert len(ours._cache) <= len({w for s in sentences[-500:] for w in s.split()}) * 3
+        finally:
+            ours_module._CACHE_WORDS = small
