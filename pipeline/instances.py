@@ -76,13 +76,31 @@ class SpecialIds:
 
 
 def truncate_pair(a: List[int], b: List[int], max_tokens: int, rng: random.Random) -> None:
-    """Trims the longer segment, from a random end, until len(a) + len(b) fits."""
-    while len(a) + len(b) > max_tokens:
-        longer = a if len(a) > len(b) else b
-        if rng.random() < 0.5:
-            del longer[0]
+    """Trims the longer segment, from a random end, until len(a) + len(b) fits.
+
+    One token at a time as the reference does (the longer side, b on a tie; a coin
+    for the end), counted first and cut with one slice per end.
+    """
+    la, lb = len(a), len(b)
+    if la + lb <= max_tokens:
+        return
+    a_front = a_back = b_front = b_back = 0
+    coin = rng.random
+    while la + lb > max_tokens:
+        if la > lb:
+            la -= 1
+            if coin() < 0.5:
+                a_front += 1
+            else:
+                a_back += 1
         else:
-            longer.pop()
+            lb -= 1
+            if coin() < 0.5:
+                b_front += 1
+            else:
+                b_back += 1
+    a[:] = a[a_front:len(a) - a_back]
+    b[:] = b[b_front:len(b) - b_back]
 
 
 def _target_length(config: InstanceConfig, max_tokens: int, rng: random.Random,
@@ -234,17 +252,19 @@ def create_instances(documents: List[TokenizedDocument], config: InstanceConfig,
         if config.next_sentence_prediction:
             segments = (
                 ([ids.cls_id, *a, ids.sep_id, *b, ids.sep_id],
-                 [0] * (len(a) + 2) + [1] * (len(b) + 1), int(random_next))
+                 [0] * (len(a) + 2) + [1] * (len(b) + 1), int(random_next), len(a) + 1)
                 for a, b, random_next in _pairs(documents, index, config, rng, stats))
         else:
-            segments = (([ids.cls_id, *a, ids.sep_id], [0] * (len(a) + 2), None)
+            segments = (([ids.cls_id, *a, ids.sep_id], [0] * (len(a) + 2), None, len(a) + 1)
                         for a in _single_segments(documents[index], config, rng, stats))
-        for tokens, segment_ids, label in segments:
-            yield from _finish(tokens, segment_ids, label, None, config, rng, ids, stats)
+        for tokens, segment_ids, label, first_sep in segments:
+            yield from _finish(tokens, segment_ids, label, None, config, rng, ids, stats,
+                               first_sep)
 
 
 def _finish(tokens, segment_ids, label, document_ids, config: InstanceConfig,
-            rng: random.Random, ids: SpecialIds, stats: Dict[str, int]) -> Iterator[Instance]:
+            rng: random.Random, ids: SpecialIds, stats: Dict[str, int],
+            first_sep: Optional[int] = None) -> Iterator[Instance]:
     """Counts one instance and masks it (static masking) or leaves it to training."""
     stats["instances"] = stats.get("instances", 0) + 1
     stats["padding_positions"] = stats.get("padding_positions", 0) + \
@@ -257,7 +277,8 @@ def _finish(tokens, segment_ids, label, document_ids, config: InstanceConfig,
         return
     masked, positions, originals = mask_tokens(
         tokens, config.masked, rng, cls_id=ids.cls_id, sep_id=ids.sep_id, mask_id=ids.mask_id,
-        is_continuation=ids.is_continuation, replacement_ids=ids.replacement_ids)
+        is_continuation=ids.is_continuation, replacement_ids=ids.replacement_ids,
+        first_sep=first_sep)
     stats["masked_tokens"] = stats.get("masked_tokens", 0) + len(positions)
     yield Instance(masked, segment_ids, positions, originals, label, document_ids)
 

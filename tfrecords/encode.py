@@ -50,6 +50,9 @@ class InstanceEncoder:
         spec: the dataset's FeatureSpec (lengths and which features exist).
         vocab_size: the vocabulary size; sizes the varint table (larger ids
             still encode, more slowly).
+        validate_ids: refuse negative ids (a table lookup would silently take
+            table[-id]). Callers whose ids are vocabulary indices by construction
+            (the pipeline's tokenizer) can skip the check (~1.5 us per instance).
 
     Example:
         >>> from tfrecords.features import FeatureSpec
@@ -59,8 +62,9 @@ class InstanceEncoder:
         209
     """
 
-    def __init__(self, spec: FeatureSpec, vocab_size: int = 0):
+    def __init__(self, spec: FeatureSpec, vocab_size: int = 0, validate_ids: bool = True):
         self.spec = spec
+        self._validate = validate_ids
         size = max(_DEFAULT_TABLE_SIZE, vocab_size, spec.max_seq_length + 1)
         self._table = [_varint(i) for i in range(size)]
         self._lookup = self._table.__getitem__
@@ -103,7 +107,7 @@ class InstanceEncoder:
         try:
             # A list lookup of a negative id would silently take table[-id]:
             # refuse negatives first (min() over 128 ids costs ~1 us).
-            if min(values) < 0:
+            if self._validate and min(values) < 0:
                 raise ValueError(f"{what} holds a negative id: {list(values)}")
             body = b"".join(map(self._lookup, values))
         except IndexError:
@@ -190,3 +194,4 @@ class InstanceEncoder:
             raise ValueError("this spec is not packed: pass no document_ids")
         body = b"".join(parts)
         return b"\x0a" + self._length(len(body)) + body  # Example.features
+

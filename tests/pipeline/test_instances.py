@@ -247,3 +247,27 @@ def test_long_documents_give_the_reference_generators_statistics(monkeypatch):
     assert short / peer[1] == pytest.approx(1, abs=0.02), (ours, peer)
     # The flag keeps the old behaviour, which this test tells apart.
     assert ours["per_instance"][0] / peer[0] < 0.95 and ours["per_instance"][1] / peer[1] < 0.8
+
+
+@pytest.mark.parametrize("layout", ["pair", "pair_known", "packed"])
+def test_single_token_masking_draws_every_candidate_equally_often(layout):
+    a, b = list(range(100, 110)), list(range(200, 211))
+    if layout == "packed":  # [CLS] A [SEP] B [SEP] with a [SEP] inside: the general path
+        ids = [CLS, *a, SEP, *b[:5], SEP, *b[5:], SEP]
+    else:
+        ids = [CLS, *a, SEP, *b, SEP]
+    first_sep = len(a) + 1 if layout == "pair_known" else None
+    candidates = [i for i, t in enumerate(ids) if t not in (CLS, SEP)]
+    rng, counts = random.Random(5), [0] * len(ids)
+    draws = 20000
+    config = MaskingConfig(masked_lm_prob=0.12, max_predictions_per_seq=20)  # budget 3
+    for _ in range(draws):
+        _, positions, originals = mask_tokens(
+            ids, config, rng, cls_id=CLS, sep_id=SEP, mask_id=MASK, is_continuation=[False] * 300,
+            replacement_ids=list(range(FIRST_CONTENT, 300)), first_sep=first_sep)
+        assert len(positions) == 3 and originals == [ids[p] for p in positions]
+        for p in positions:
+            counts[p] += 1
+    expected = draws * 3 / len(candidates)  # ~2,860; one sigma ~50
+    assert all(counts[i] == 0 for i in range(len(ids)) if i not in candidates)
+    assert all(abs(counts[i] - expected) < 0.06 * expected for i in candidates), counts
