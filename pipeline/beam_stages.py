@@ -320,12 +320,14 @@ class CreateInstancesFn(beam.DoFn):
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            yield from self._make(split, bucket, docs)
+            outputs = self._make(split, bucket, docs)
         finally:
             if gc_was_on:
                 gc.enable()
+        yield from outputs
 
-    def _make(self, split, bucket, docs):
+    def _make(self, split, bucket, docs) -> list:
+        """The bucket's pieces written, as [(PIECE, descriptor)..., (STATS, counts)]."""
         stats = collections.Counter()
         documents = self._tokenize(docs, stats)
         c = self.config
@@ -343,12 +345,11 @@ class CreateInstancesFn(beam.DoFn):
         by_shard: Dict[int, List[bytes]] = collections.defaultdict(list)
         for index, shard in zip(order, shard_of):
             by_shard[shard].append(records[index])
-        for piece in write_pieces(self.staging, split, bucket, by_shard):
-            yield PIECE, piece
+        outputs = [(PIECE, piece) for piece in write_pieces(self.staging, split, bucket, by_shard)]
         stats[f"{split}_instances"] += len(records)
         beam.metrics.Metrics.counter(NAMESPACE, "instances").inc(len(records))
         self.progress.add(instances=len(records))
-        yield STATS, dict(stats)
+        return outputs + [(STATS, dict(stats))]
 
 
 def sum_stats(dicts) -> dict:

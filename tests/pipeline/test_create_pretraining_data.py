@@ -215,6 +215,15 @@ def test_default_runner_is_multiprocess_direct():
     assert "--direct_running_mode=multi_processing" in args and f"--runner={DEFAULT_RUNNER}" in args
     assert default_beam_args(["--runner=DataflowRunner", "--project=x"]) == [
         "--runner=DataflowRunner", "--project=x"]
+    # Beam has no short name for its DaskRunner; ours does, and gives Dask one bag
+    # partition per work item unless told otherwise.
+    from pipeline.pretraining_data import DASK_RUNNER, dask_partitions
+    for given in (["--runner", "DaskRunner"], ["--runner=dask"]):
+        assert default_beam_args(given) == [f"--runner={DASK_RUNNER}"]
+    assert dask_partitions(["--runner", "DaskRunner"], 7)[-1] == "--dask_npartitions=7"
+    assert dask_partitions(["--runner=DaskRunner", "--dask_npartitions=3"], 7) == [
+        "--runner=DaskRunner", "--dask_npartitions=3"]
+    assert dask_partitions([f"--runner={DEFAULT_RUNNER}"], 7) == [f"--runner={DEFAULT_RUNNER}"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("official") is None,
