@@ -27,6 +27,7 @@ import argparse
 import collections
 import gc
 import glob
+import inspect
 import os
 import random
 import shutil
@@ -43,7 +44,7 @@ STAGES = ("read", "split", "tokenize", "pair", "mask", "encode", "write")
 
 
 def profile_stages(files, fmt, work):
-    from pipeline import readers
+    from pipeline import beam_stages, readers
     from pipeline.instances import InstanceConfig, SpecialIds, create_instances
     from pipeline.masking import MaskingConfig, mask_tokens
     from pipeline.text import split_sentences
@@ -52,14 +53,18 @@ def profile_stages(files, fmt, work):
     from tfrecords.encode import InstanceEncoder
     from tfrecords.features import spec_from_lengths
 
+    # Older code (a before/after comparison from a checkout) lacks some parameters.
+    masks_with_sep = "first_sep" in inspect.signature(mask_tokens).parameters
+    trusted = ({"validate_ids": False}
+               if "validate_ids" in inspect.signature(InstanceEncoder).parameters else {})
+    pauses_gc = hasattr(beam_stages, "gc")
     vocab = load_vocab(VOCAB)
     tok = BertTokenizer(vocab)
     ids = SpecialIds(tok.cls_id, tok.sep_id, tok.mask_id, tok.is_continuation,
                      tok.replacement_ids)
     masking = MaskingConfig(0.15, 20)
     pair_config = InstanceConfig(max_seq_length=128, masking="dynamic", masked=masking)
-    encoder = InstanceEncoder(spec_from_lengths(128, 20), vocab_size=len(vocab),
-                              validate_ids=False)
+    encoder = InstanceEncoder(spec_from_lengths(128, 20), vocab_size=len(vocab), **trusted)
     seconds = collections.Counter()
 
     t = time.perf_counter()
@@ -70,7 +75,8 @@ def profile_stages(files, fmt, work):
     seconds["read"] = time.perf_counter() - t
 
     instances = 0
-    gc.disable()  # as CreateInstancesFn does while it makes a bucket's instances
+    if pauses_gc:
+        gc.disable()  # as CreateInstancesFn does while it makes a bucket's instances
     for b in range(0, len(docs), 2000):
         bucket = docs[b:b + 2000]
         t = time.perf_counter()
@@ -94,7 +100,8 @@ def profile_stages(files, fmt, work):
                                sep_id=ids.sep_id, mask_id=ids.mask_id,
                                is_continuation=ids.is_continuation,
                                replacement_ids=ids.replacement_ids,
-                               first_sep=inst.segment_ids.index(1) - 1), inst)
+                               **({"first_sep": inst.segment_ids.index(1) - 1}
+                                  if masks_with_sep else {})), inst)
                   for inst in made]
         seconds["mask"] += time.perf_counter() - t
         t = time.perf_counter()
@@ -122,7 +129,7 @@ def whole_job(files, fmt, work):
         max_seq_length=128, max_predictions_per_seq=20, dupe_factor=5, num_shards=16)
     t = time.perf_counter()
     info = run(config, [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory",
-                        "--direct_num_workers=1"], verbose=True)
+                        "--direct_num_workers=1"])
     return time.perf_counter() - t, info["stats"]["instances"] if "stats" in info else None
 
 
