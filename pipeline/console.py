@@ -93,36 +93,68 @@ class JobConsole:
     """The job's console: quiet (stderr to a log file) unless verbose.
 
     Use as a context manager around the pipeline run; `say()` prints one of
-    the job's own lines on the real console either way.
+    the job's own lines on the real console either way. File descriptor 2
+    becomes a pipe that a thread drains into the log file, so that the
+    processes writing to it (this one, the runner's workers) never fail or
+    block on the log: on a full disk the log loses lines (counted), the job
+    does not hang.
     """
 
     def __init__(self, log_path: Optional[str], verbose: bool = False):
         self.verbose = verbose or log_path is None
         self.log_path = None if self.verbose else log_path
         self.out = sys.stderr
+        self.lost_bytes = 0
         self._saved_fd = None
         self._log = None
+        self._lock = threading.Lock()
+        self._drain = None
 
     def __enter__(self):
         if self.verbose:
             return self
         sys.stderr.flush()
+        self._log = open(self.log_path, "ab", buffering=0)
+        read_end, write_end = os.pipe()
         self._saved_fd = os.dup(2)
         self.out = os.fdopen(os.dup(self._saved_fd), "w", buffering=1)
-        self._log = open(self.log_path, "a", buffering=1)
-        os.dup2(self._log.fileno(), 2)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._drain = threading.Thread(target=self._copy, args=(read_end,), daemon=True)
+        self._drain.start()
         return self
+
+    def _copy(self, read_end: int) -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            while True:
+                data = pipe.read(1 << 16)
+                if not data:
+                    return
+                self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                self._log.write(data)
+            except OSError:  # e.g. the disk is full: the log loses it, nothing waits
+                self.lost_bytes += len(data)
 
     def __exit__(self, *exc):
         if self._saved_fd is not None:
             sys.stderr.flush()
-            os.dup2(self._saved_fd, 2)
+            os.dup2(self._saved_fd, 2)  # closes this process's write end of the pipe
             os.close(self._saved_fd)
             self._saved_fd = None
+            # Worker processes that outlive the run may keep the pipe open: do not wait.
+            self._drain.join(timeout=5)
             self.out.flush()
             self.out.close()
             self.out = sys.stderr
-            self._log.close()
+            with self._lock:
+                try:
+                    self._log.close()
+                except OSError:
+                    pass
         return False
 
     def say(self, line: str) -> None:
@@ -131,7 +163,7 @@ class JobConsole:
     def log(self, text: str) -> None:
         """Writes to the log file only (the console when verbose)."""
         if self._log is not None:
-            self._log.write(text.rstrip("\n") + "\n")
+            self._write((text.rstrip("\n") + "\n").encode("utf-8", "replace"))
         else:
             print(text, file=sys.stderr)
 

@@ -10,8 +10,8 @@ import errno
 import json
 import os
 import posixpath
-import sys
 import re
+import sys
 import tempfile
 import time
 import traceback
@@ -275,9 +275,8 @@ def _settings_line(config: PretrainingDataConfig, options: PipelineOptions) -> s
     c = config
     nsp = "NSP pairs" if c.next_sentence_prediction else (
         "packed single segments" if c.packing else "single segments")
-    runner = options.get_all_options().get("runner") or "DirectRunner"
-    runner = runner.rsplit(".", 1)[-1]
     all_options = options.get_all_options()
+    runner = (all_options.get("runner") or "DirectRunner").rsplit(".", 1)[-1]
     if runner == "FnApiRunner":
         runner = (f"DirectRunner ({all_options.get('direct_running_mode')}, "
                   f"{all_options.get('direct_num_workers')} worker(s))")
@@ -357,8 +356,10 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
         # removed, instead of a traceback per worker.
         if "No space left on device" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
             _delete_tree(staging, keep=LOG_FILE)
-            raise UsageError(f"no space left on the device of {staging} (removed); free "
-                             "space or pass another --output_dir") from None
+            log = f"; log: {console.log_path}" if console.log_path else ""
+            raise UsageError(f"no space left on the device of {staging} (what the job wrote "
+                             f"there was removed{log}); free space or pass another "
+                             "--output_dir") from None
         where = f"; log: {console.log_path}" if console.log_path else ""
         raise UsageError(_failure_line(e) + where) from None
     elapsed = time.time() - start

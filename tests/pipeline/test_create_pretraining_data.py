@@ -443,9 +443,21 @@ def test_disk_full_is_one_line_and_removes_staging(tmp_path):
         with pytest.raises(UsageError) as e:
             run(config(tmp_path, input_file=(str(corpus),), output_dir=str(small / "ds")),
                 IN_MEMORY)
-        assert str(e.value) == (f"no space left on the device of {small}/ds.staging (removed); "
-                                "free space or pass another --output_dir")
+        assert str(e.value) == (f"no space left on the device of {small}/ds.staging (what "
+                                "the job wrote there was removed); free space or pass another "
+                                "--output_dir")
         assert os.listdir(small) == []
+        # The command line's quiet console logs into staging, on the full disk too: the
+        # log loses lines, the job neither hangs (it did: a worker blocked on its log) nor
+        # loses the error line; the log is kept, the rest removed.
+        proc = run_module("pipeline.create_pretraining_data", "--input_file", corpus,
+                          "--vocab_file", VOCAB, "--output_dir", small / "ds", "--dupe_factor",
+                          "3", "--num_shards", "2", check=False, timeout=300)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+            f"error: no space left on the device of {small}/ds.staging (what the job wrote "
+            f"there was removed; log: {small}/ds.staging/pipeline.log); free space or pass "
+            "another --output_dir")
+        assert os.listdir(small / "ds.staging") == ["pipeline.log"]
     finally:
         subprocess.run(["umount", str(small)])
 
