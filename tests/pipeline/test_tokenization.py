@@ -12,6 +12,19 @@ from tests.conftest import FIXTURES, ROOT
 DATA = ROOT / "data"
 
 
+def needs_reference_and_leads(test):
+    """The real lead sections and the reference FullTokenizer (tf-models-official)."""
+    for mark in (
+            pytest.mark.skipif(not (DATA / "wiki_leads" / ".done").exists(),
+                               reason="sample data not fetched: run `make data`"),
+            pytest.mark.skipif(importlib.util.find_spec("official") is None,
+                               reason="the reference tokenizer (tf-models-official) is not "
+                               "installed"),
+            pytest.mark.data):
+        test = mark(test)
+    return test
+
+
 def test_fixture_vocab_wordpieces_and_unknown_characters():
     tok = BertTokenizer(load_vocab(str(FIXTURES / "vocab.txt")))
     vocab = tok.vocab
@@ -41,11 +54,7 @@ def test_vocab_without_special_tokens_is_refused(tmp_path):
         load_vocab(str(tmp_path / "missing.txt"))
 
 
-@pytest.mark.data
-@pytest.mark.skipif(importlib.util.find_spec("official") is None,
-                    reason="the reference tokenizer (tf-models-official) is not installed")
-@pytest.mark.skipif(not (DATA / "wiki_leads" / ".done").exists(),
-                    reason="sample data not fetched: run `make data`")
+@needs_reference_and_leads
 def test_ids_equal_the_reference_on_every_lead_section():
     from official.nlp.tools import tokenization
 
@@ -64,11 +73,7 @@ def test_ids_equal_the_reference_on_every_lead_section():
     assert not differ, f"{len(differ)} lines differ, first: {differ[0][:200]!r}"
 
 
-@pytest.mark.data
-@pytest.mark.skipif(importlib.util.find_spec("official") is None,
-                    reason="the reference tokenizer (tf-models-official) is not installed")
-@pytest.mark.skipif(not (DATA / "wiki_leads" / ".done").exists(),
-                    reason="sample data not fetched: run `make data`")
+@needs_reference_and_leads
 def test_sentences_as_the_pipeline_cuts_them_equal_the_reference_on_both_paths():
     """The job tokenizes sentences: most are printable ASCII and take the regex +
     word-cache path, the rest the Rust tokenizer; both must give the reference's ids,
