@@ -23,6 +23,7 @@ import collections
 import gc
 import hashlib
 import random
+import uuid
 from typing import Dict, Iterator, List
 
 import apache_beam as beam
@@ -128,10 +129,10 @@ class ReadRangeFn(beam.DoFn):
         self.text_field = text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
-        self.staging = staging
+        self.staging, self.owner = staging, uuid.uuid4().hex[:12]
 
     def setup(self):
-        self.progress = ProgressFile.of(self.staging) if self.staging else None
+        self.progress = ProgressFile.of(self.staging, self.owner) if self.staging else None
 
     def finish_bundle(self):
         if self.progress:
@@ -245,6 +246,7 @@ class CreateInstancesFn(beam.DoFn):
 
     def __init__(self, config, staging: str, num_shards: Dict[str, int]):
         self.config, self.staging, self.num_shards = config, staging, num_shards
+        self.owner = uuid.uuid4().hex[:12]
 
     def setup(self):
         c = self.config
@@ -256,7 +258,7 @@ class CreateInstancesFn(beam.DoFn):
                               next_sentence=c.next_sentence_prediction, packed=c.packing),
             vocab_size=len(vocab), validate_ids=False)  # ids are vocabulary indices
         self.instance_config = c.instance_config()
-        self.progress = ProgressFile.of(self.staging)
+        self.progress = ProgressFile.of(self.staging, self.owner)
 
     def finish_bundle(self):
         self.progress.flush()

@@ -4,13 +4,13 @@ By default the job prints only its own lines (settings once, progress at
 most every 10 s, the summary, or one error line). Everything else written
 to the process's stderr while the pipeline runs (Beam's and its workers'
 logging, TensorFlow's and absl's, Dask's) goes to a log file instead: file
-descriptor 2 itself is redirected, so worker processes the runner starts
-inherit it too. `--verbose` leaves stderr alone.
+descriptor 2 itself becomes a pipe drained into the log, so worker processes
+the runner starts inherit it too. `--verbose` leaves stderr alone.
 
 Progress crosses process (and machine) boundaries through small files:
-every worker process adds its counts to `<staging>/_progress/<host>-<pid>.json`
-(rewritten at most every 2 s and at the end of each bundle), and the
-driver sums them. Beam's metrics would be the natural channel, but the
+each DoFn instance in a worker process adds its counts to
+`<staging>/_progress/<host>-<pid>-<id>.json` (rewritten at most every 2 s and
+at the end of each bundle), and the driver sums them. Beam's metrics would be the natural channel, but the
 DaskRunner has none, and the DirectRunner reports them only at the end.
 """
 
@@ -30,19 +30,22 @@ LOG_FILE = "pipeline.log"
 
 
 class ProgressFile:
-    """A worker process's running totals (bytes read, documents, instances) for one job."""
+    """A worker process's running totals (bytes read, documents, instances) for one DoFn
+    of one job (`owner`: an id the DoFn draws when the pipeline is built, so a process
+    that runs two jobs, or Dask's one setup per partition, keeps one set of counts)."""
 
-    _by_staging: Dict[str, "ProgressFile"] = {}
+    _open: Dict[tuple, "ProgressFile"] = {}
 
     @classmethod
-    def of(cls, staging: str) -> "ProgressFile":
-        if staging not in cls._by_staging:
-            cls._by_staging[staging] = cls(staging)
-        return cls._by_staging[staging]
+    def of(cls, staging: str, owner: str) -> "ProgressFile":
+        key = (staging, owner)
+        if key not in cls._open:
+            cls._open[key] = cls(staging, owner)
+        return cls._open[key]
 
-    def __init__(self, staging: str, every: float = 2.0):
+    def __init__(self, staging: str, owner: str = "", every: float = 2.0):
         self.path = posixpath.join(staging, PROGRESS_DIR,
-                                   f"{socket.gethostname()}-{os.getpid()}.json")
+                                   f"{socket.gethostname()}-{os.getpid()}-{owner}.json")
         self.every, self.last = every, 0.0
         self.counts = {"bytes": 0, "documents": 0, "instances": 0}
 

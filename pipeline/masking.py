@@ -153,4 +153,3 @@ def mask_tokens(ids: List[int], config: MaskingConfig, rng: random.Random, *, cl
             output[index] = replacement_ids[int(random_draw() * n_replacements)]
     chosen.sort()
     return output, chosen, [ids[i] for i in chosen]
-

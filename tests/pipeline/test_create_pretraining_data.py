@@ -551,8 +551,7 @@ def test_progress_line_sums_the_workers_files(tmp_path):
     from pipeline.console import JobConsole, ProgressFile, ProgressPrinter, read_progress
 
     staging = str(tmp_path)
-    first, second = ProgressFile(staging), ProgressFile(staging)
-    second.path = second.path.replace(".json", "-b.json")  # another process's file
+    first, second = ProgressFile(staging, "a"), ProgressFile(staging, "b")
     first.add(bytes=3_000_000, documents=10)
     second.add(bytes=1_000_000, documents=5, instances=400)
     first.flush()
