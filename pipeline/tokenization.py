@@ -75,8 +75,12 @@ class BertTokenizer:
         # text would become the mask id; the reference splits it into
         # "[", "mask", "]". strip_accents=None follows lowercase, as BERT's
         # basic tokenizer does.
+        # Words longer than 100 characters are [UNK], as in Hugging Face's BertTokenizer,
+        # tf-text's and TF Hub's preprocessors and our SavedModel's in-graph tokenizer (so a
+        # model sees the same ids in training and serving); tf-models' FullTokenizer cuts
+        # them into pieces up to 400 characters (google-research's up to 200).
         tokenizer = Tokenizer(models.WordPiece(self.ids, unk_token="[UNK]",
-                                               max_input_chars_per_word=400))  # FullTokenizer's
+                                               max_input_chars_per_word=100))
         tokenizer.normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=None,
             lowercase=do_lower_case)
