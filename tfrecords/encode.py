@@ -194,4 +194,3 @@ class InstanceEncoder:
             raise ValueError("this spec is not packed: pass no document_ids")
         body = b"".join(parts)
         return b"\x0a" + self._length(len(body)) + body  # Example.features
-
