@@ -484,7 +484,8 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
         port = s.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
     dask = os.path.join(os.path.dirname(sys.executable), "dask")
-    env = dict(os.environ, PYTHONPATH=str(FIXTURES.parent.parent))
+    hook = _failing_splitter_hook(tmp_path)  # for the failure case at the end
+    env = dict(os.environ, PYTHONPATH=f"{hook}:{FIXTURES.parent.parent}")
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("scheduler", "w0", "w1")}
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                "--no-dashboard"], env=env, stderr=logs["scheduler"],
@@ -507,6 +508,18 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
                    tmp_path / "dask", "--runner", "DaskRunner", "--dask_client_address", address)
         run_module("pipeline.create_pretraining_data", *flags, "--output_dir",
                    tmp_path / "direct", *IN_MEMORY)
+        # A document a worker fails on: one line naming it, through Dask's exception too.
+        corpus = tmp_path / "bad.jsonl"
+        corpus.write_text(json.dumps({"text": "A calm document. Two sentences."}) + "\n"
+                          + json.dumps({"text": "This one EXPLODES. Sadly."}) + "\n")
+        failed = run_module("pipeline.create_pretraining_data", "--input_file",
+                            f"jsonl:{corpus}", "--vocab_file", VOCAB, "--output_dir",
+                            tmp_path / "bad", "--runner", "DaskRunner",
+                            "--dask_client_address", address, check=False)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr
+        assert failed.stderr.strip().splitlines()[-1] == (
+            f"error: failed on {corpus}, document 2: ValueError: the splitter gave up; "
+            f"log: {tmp_path}/bad.staging/pipeline.log")
     finally:
         for proc in procs:
             proc.terminate()
@@ -564,13 +577,9 @@ def test_progress_line_sums_the_workers_files(tmp_path):
     assert "ETA 20 s" in line
 
 
-@pytest.mark.multiprocess
-def test_worker_error_is_one_line_naming_the_record_and_the_log(tmp_path):
-    """A document that makes the sentence splitter raise, in a worker process of the
-    default (multi-process) runner: the patch is a sitecustomize every process loads."""
-    import subprocess
-    import sys
-
+def _failing_splitter_hook(tmp_path):
+    """A directory whose sitecustomize (loaded by every Python process that has it on
+    PYTHONPATH, worker processes too) makes the sentence splitter raise on 'EXPLODES'."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
@@ -581,6 +590,17 @@ def test_worker_error_is_one_line_naming_the_record_and_the_log(tmp_path):
         "        raise ValueError('the splitter gave up')\n"
         "    return _split(text)\n"
         "blingfire.text_to_sentences = _failing\n")
+    return hook
+
+
+@pytest.mark.multiprocess
+def test_worker_error_is_one_line_naming_the_record_and_the_log(tmp_path):
+    """A document that makes the sentence splitter raise, in a worker process of the
+    default (multi-process) runner: the patch is a sitecustomize every process loads."""
+    import subprocess
+    import sys
+
+    hook = _failing_splitter_hook(tmp_path)
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text(json.dumps({"text": "A calm first document. It has two sentences."}) + "\n"
                       + json.dumps({"text": "The second one EXPLODES here. Sadly."}) + "\n")
