@@ -8,9 +8,9 @@ Every DoFn has one output; its elements are (kind, value) pairs (BUCKET,
 PIECE or STATS) that `Select(kind)` picks from, and the job ends in one
 transform that everything flows into. Tagged side outputs and several
 sinks would be simpler, but Beam's DaskRunner supports neither (it mixes
-side outputs into the main output and computes only the last transform),
-and the same graph must run on the DirectRunner, Dask, Dataflow, Flink and
-Spark.
+side outputs into the main output and computes only what the last
+transform depends on), and the same graph must run on the DirectRunner,
+Dask, Dataflow, Flink and Spark.
 
 Randomness is derived, never global: a document's split comes from a hash
 of (seed, its range, its ordinal); the dealing of documents into buckets
