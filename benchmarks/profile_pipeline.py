@@ -128,9 +128,9 @@ def whole_job(files, fmt, work):
         input_file=tuple(files), input_format=fmt, vocab_file=VOCAB, output_dir=out,
         max_seq_length=128, max_predictions_per_seq=20, dupe_factor=5, num_shards=16)
     t = time.perf_counter()
-    info = run(config, [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory",
-                        "--direct_num_workers=1"])
-    return time.perf_counter() - t, info["stats"]["instances"] if "stats" in info else None
+    run(config, [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory",
+                 "--direct_num_workers=1"])
+    return time.perf_counter() - t
 
 
 def main():
@@ -148,7 +148,7 @@ def main():
     for _ in range(args.repeats):
         shutil.rmtree(os.path.join(work, "_pieces"), ignore_errors=True)
         runs.append(profile_stages(files, fmt, work))
-        jobs.append(whole_job(files, fmt, work)[0])
+        jobs.append(whole_job(files, fmt, work))
     instances = runs[0][1]
     per = {s: statistics.median(r[0][s] for r in runs) for s in STAGES}
     job = statistics.median(jobs)

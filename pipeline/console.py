@@ -27,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 
 PROGRESS_DIR = "_progress"
 LOG_FILE = "pipeline.log"
+COUNTS = ("bytes", "documents", "instances")
 
 
 class ProgressFile:
@@ -47,7 +48,7 @@ class ProgressFile:
         self.path = posixpath.join(staging, PROGRESS_DIR,
                                    f"{socket.gethostname()}-{os.getpid()}-{owner}.json")
         self.every, self.last = every, 0.0
-        self.counts = {"bytes": 0, "documents": 0, "instances": 0}
+        self.counts = dict.fromkeys(COUNTS, 0)
 
     def add(self, **counts: int) -> None:
         for key, n in counts.items():
@@ -66,7 +67,7 @@ class ProgressFile:
 
 def read_progress(staging: str) -> Dict[str, int]:
     """The sum of every worker's progress file (files being rewritten are skipped)."""
-    total = {"bytes": 0, "documents": 0, "instances": 0}
+    total = dict.fromkeys(COUNTS, 0)
     try:
         matches = FileSystems.match([posixpath.join(staging, PROGRESS_DIR, "*.json")])
         paths = [m.path for m in matches[0].metadata_list]
@@ -103,9 +104,8 @@ class JobConsole:
     does not hang.
     """
 
-    def __init__(self, log_path: Optional[str], verbose: bool = False):
-        self.verbose = verbose or log_path is None
-        self.log_path = None if self.verbose else log_path
+    def __init__(self, log_path: Optional[str]):
+        self.log_path = log_path  # None: verbose, stderr is left alone
         self.out = sys.stderr
         self.lost_bytes = 0
         self._saved_fd = None
@@ -114,7 +114,7 @@ class JobConsole:
         self._drain = None
 
     def __enter__(self):
-        if self.verbose:
+        if self.log_path is None:
             return self
         sys.stderr.flush()
         self._log = open(self.log_path, "ab", buffering=0)

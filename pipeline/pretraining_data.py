@@ -324,11 +324,13 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
     options = PipelineOptions(dask_partitions(beam_args or [], len(items)))
     formats = sorted({fmt for _, _, fmt in files})
     total_bytes = sum(size for _, size, _ in files)
-    log_path = (os.path.join(staging, LOG_FILE)
-                if not verbose and "://" not in staging else None)
-    if not verbose and log_path is None:  # staging on an object store: the log stays local
+    if verbose:
+        log_path = None
+    elif "://" in staging:  # staging on an object store: the log stays local
         log_path = os.path.join(tempfile.gettempdir(), f"create_pretraining_data-{os.getpid()}.log")
-    console = JobConsole(log_path, verbose)
+    else:
+        log_path = os.path.join(staging, LOG_FILE)
+    console = JobConsole(log_path)
     console.say(f"create_pretraining_data: {len(files)} input file(s) ({', '.join(formats)}, "
                 f"{total_bytes / 1e6:,.1f} MB, {len(items)} work item(s)) -> {output_dir}")
     console.say(_settings_line(config, options))
