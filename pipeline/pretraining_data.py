@@ -478,15 +478,16 @@ def _expand_runner_names(beam_args: Sequence[str]) -> List[str]:
 
 
 def dask_partitions(beam_args: List[str], work_items: int) -> List[str]:
-    """On Dask, one bag partition per work item unless told otherwise: Beam's DaskRunner
-    puts 128 elements in a partition, so a job of fewer work items than that would run
-    as one task on one core (its Reshuffle is a no-op)."""
-    runner = next((a.split("=", 1)[1] for a in _expand_runner_names(beam_args)
-                   if a.startswith("--runner=")), "")
+    """The arguments with Beam's DaskRunner named in full, and on Dask one bag partition
+    per work item unless told otherwise: Beam's DaskRunner puts 128 elements in a
+    partition, so a job of fewer work items than that would run as one task on one core
+    (its Reshuffle is a no-op). run() calls it, so library callers may say DaskRunner too."""
+    beam_args = _expand_runner_names(beam_args)
+    runner = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")), "")
     if runner != DASK_RUNNER or any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
                                     for a in beam_args):
-        return list(beam_args)
-    return list(beam_args) + [f"--dask_npartitions={max(1, work_items)}"]
+        return beam_args
+    return beam_args + [f"--dask_npartitions={max(1, work_items)}"]
 
 
 def default_beam_args(beam_args: List[str]) -> List[str]:

@@ -222,7 +222,7 @@ def test_default_runner_is_multiprocess_direct():
         assert default_beam_args(given) == [f"--runner={DASK_RUNNER}"]
     assert dask_partitions(["--runner", "DaskRunner"], 7)[-1] == "--dask_npartitions=7"
     assert dask_partitions(["--runner=DaskRunner", "--dask_npartitions=3"], 7) == [
-        "--runner=DaskRunner", "--dask_npartitions=3"]
+        f"--runner={DASK_RUNNER}", "--dask_npartitions=3"]
     assert dask_partitions([f"--runner={DEFAULT_RUNNER}"], 7) == [f"--runner={DEFAULT_RUNNER}"]
 
 
