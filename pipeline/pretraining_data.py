@@ -290,6 +290,19 @@ def _settings_line(config: PretrainingDataConfig, options: PipelineOptions) -> s
             f"{f', eval_fraction {c.eval_fraction}' if c.eval_fraction else ''}; runner {runner}")
 
 
+def _close_dask_client(result) -> None:
+    """Beam's DaskRunner leaves its client open, and the local cluster it started runs
+    until the interpreter exits (its shutdown logging then lands after the summary):
+    closed here, while the job's log still takes that logging."""
+    client = getattr(result, "client", None)
+    if client is None:
+        return
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def _failure_line(error: BaseException) -> str:
     """One line for a failed pipeline: the record a worker failed on, when it said so."""
     text = str(error)
@@ -341,8 +354,9 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
     try:
         with console:
             progress.start()
+            root = beam.Pipeline(options=options)
             try:
-                with beam.Pipeline(options=options) as root:
+                with root:
                     summary = build_pretraining_data(root, files=files, staging=staging,
                                                      config=config)
                     _ = summary | "WriteSummary" >> beam.Map(
@@ -353,6 +367,8 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
                 raise
             finally:
                 progress.stop()
+                finished = time.time()  # the job's time, not the Dask cluster's shutdown
+                _close_dask_client(getattr(root, "result", None))
     except Exception as e:
         # A full disk fails in every worker at once: one line, and what filled the disk
         # removed, instead of a traceback per worker.
@@ -364,7 +380,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
                              "--output_dir") from None
         where = f"; log: {console.log_path}" if console.log_path else ""
         raise UsageError(_failure_line(e) + where) from None
-    elapsed = time.time() - start
+    elapsed = finished - start
     summary = _read_json(posixpath.join(staging, "_summary.json"))
     stats = summary["stats"]
     shards = {}
