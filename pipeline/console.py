@@ -186,8 +186,9 @@ class ProgressPrinter(threading.Thread):
         while not self._stop_event.wait(self.every):
             self.console.say(self.line(read_progress(self.staging)))
 
-    def line(self, counts: Dict[str, int]) -> str:
-        elapsed = time.time() - self.start_time
+    def line(self, counts: Dict[str, int], now: Optional[float] = None) -> str:
+        """The progress line at time `now` (default: the clock's now)."""
+        elapsed = (time.time() if now is None else now) - self.start_time
         done = min(counts["bytes"], self.total)
         fraction = done / self.total
         eta = (f", ETA {_duration(elapsed / fraction - elapsed)}"

@@ -507,7 +507,7 @@ def dask_partitions(beam_args: List[str], work_items: int) -> List[str]:
 
 
 def default_beam_args(beam_args: List[str]) -> List[str]:
-    """Without --runner: the DirectRunner's batch engine, multi-processing on every core.
+    """Without --runner: the DirectRunner's batch engine, multi-processing on every core it may use.
 
     That engine (FnApiRunner) is named directly: Beam 2.77's DirectRunner
     first tries to download its Prism runner from GitHub, which fails (with
@@ -520,5 +520,14 @@ def default_beam_args(beam_args: List[str]) -> List[str]:
     if not any(a.startswith("--direct_running_mode") for a in beam_args):
         out.append("--direct_running_mode=multi_processing")
     if not any(a.startswith("--direct_num_workers") for a in beam_args):
-        out.append(f"--direct_num_workers={os.cpu_count() or 1}")
+        out.append(f"--direct_num_workers={usable_cpus()}")
     return out
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on: its CPU affinity (taskset, a cgroup cpuset, a
+    Kubernetes CPU manager), not os.cpu_count(), which counts the whole machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows: no affinity call
+        return os.cpu_count() or 1

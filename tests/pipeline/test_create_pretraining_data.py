@@ -13,8 +13,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import beam_stages
 from pipeline.pretraining_data import (
-    DEFAULT_RUNNER, PretrainingDataConfig, UsageError, default_beam_args, run)
-from tests.conftest import FIXTURES, run_module
+    DEFAULT_RUNNER, PretrainingDataConfig, UsageError, default_beam_args, run, usable_cpus)
+from tests.conftest import FIXTURES, ROOT, run_module
 from tfrecords.reader import make_dataset, open_source
 
 CORPUS = FIXTURES / "corpus"
@@ -224,6 +224,21 @@ def test_default_runner_is_multiprocess_direct():
     assert dask_partitions(["--runner=DaskRunner", "--dask_npartitions=3"], 7) == [
         f"--runner={DASK_RUNNER}", "--dask_npartitions=3"]
     assert dask_partitions([f"--runner={DEFAULT_RUNNER}"], 7) == [f"--runner={DEFAULT_RUNNER}"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_default_workers_are_the_cores_the_process_may_use():
+    """One worker per core of the process's affinity (taskset, a container's cpuset), not
+    per core of the machine: checked by pinning a fresh process to one core."""
+    import subprocess
+    import sys
+    code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+            "from pipeline.pretraining_data import default_beam_args; "
+            "print([a for a in default_beam_args([]) if 'num_workers' in a][0])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout
+    assert out.strip() == "--direct_num_workers=1"
+    assert f"--direct_num_workers={len(os.sched_getaffinity(0))}" in default_beam_args([])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("official") is None,
@@ -547,8 +562,9 @@ def test_default_console_is_the_jobs_own_lines_and_verbose_brings_the_rest_back(
     lines = quiet.stderr.strip().splitlines()
     assert 5 <= len(lines) <= 25, quiet.stderr
     assert lines[0].startswith("create_pretraining_data: 2 input file(s) (jsonl, sentences")
+    # one worker per core this process may use (its affinity), whatever the machine has
     assert lines[1].startswith("settings: NSP pairs, max_seq_length 64") and \
-        "runner DirectRunner (multi_processing, 2 worker(s))" in lines[1]
+        f"runner DirectRunner (multi_processing, {usable_cpus()} worker(s))" in lines[1]
     assert lines[-3].startswith("wrote ") and f"to {tmp_path / 'q'} in" in lines[-3]
     assert lines[-1] == f"log: {tmp_path / 'q' / 'pipeline.log'}"
     # Beam's and its workers' logging is in the log, not on the console.
@@ -571,8 +587,8 @@ def test_progress_line_sums_the_workers_files(tmp_path):
     second.flush()
     assert read_progress(staging) == {"bytes": 4_000_000, "documents": 15, "instances": 400}
     printer = ProgressPrinter(JobConsole(None), staging, total_bytes=8_000_000)
-    printer.start_time -= 20  # 20 s in, half read: about 20 s to go
-    line = printer.line(read_progress(staging))
+    # 20 s in, half read: 20 s to go (the time is given: a slow moment changes nothing)
+    line = printer.line(read_progress(staging), now=printer.start_time + 20)
     assert line.startswith("progress: 4.0 MB of 8.0 MB read (50%), 15 documents, 400 instances")
     assert "ETA 20 s" in line
 
