@@ -61,6 +61,13 @@ def config_from_flags(cls, **computed):
     return cls(**values)
 
 
+def exit_preempted(command: str, preempted) -> None:
+    """The one line of a preempted run, and the exit status a retry policy can match."""
+    from model.engine import EXIT_PREEMPTED
+    print(f"{command}: {preempted}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_PREEMPTED)
+
+
 def no_arguments(argv, command: str):
     """Positional arguments are an error (a misspelled flag is one, absl-wise)."""
     if len(argv) > 1:

@@ -6,8 +6,11 @@ every task alike: the strategy and `strategy.scope()`, the distributed step
 summed over replicas and then clipped as one global norm), gradient
 accumulation, mixed precision with loss scaling, XLA, checkpoints every N
 steps with resume after a crash (model, optimizer, the dropout RNG state),
-TensorBoard and JSON-lines logs, the console progress line with an ETA, and
-the NaN stop. A task (model/tasks/) supplies the model and its loss terms:
+TensorBoard and JSON-lines logs, the console progress line with an ETA, the
+NaN stop, and preemption: on SIGTERM or SIGINT (a spot VM reclaimed, a pod
+evicted, Ctrl-C) the step under way finishes, every worker saves a checkpoint
+at the same step, and `train` raises `Preempted` (the commands exit with
+EXIT_PREEMPTED); the same command resumes from that step. A task (model/tasks/) supplies the model and its loss terms:
 
     task.build_model() -> keras.Model            (called inside strategy.scope())
     task.trainable_variables(model) -> list      (optional: what the optimizer updates)
@@ -25,7 +28,9 @@ import datetime
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Callable, Dict, Optional
 
@@ -64,6 +69,63 @@ def bf16_hardware(strategy) -> tuple:
 
 class TrainingError(Exception):
     """A run that cannot start or go on; the message says why, in one line."""
+
+
+# The commands' exit status after a preemption: sysexits' EX_TEMPFAIL ("a temporary
+# failure; the user is invited to retry"), apart from errors (1) and usage (2), so that a
+# job controller's retry policy can match it.
+EXIT_PREEMPTED = 75
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Preempted(Exception):
+    """SIGTERM or SIGINT stopped the run after a checkpoint at `step`; the message is the
+    line to print."""
+
+    def __init__(self, step: int, signal_name: str):
+        super().__init__(f"preempted at step {step} ({signal_name}): checkpoint saved; rerun "
+                         "the same command to resume")
+        self.step, self.signal_name = step, signal_name
+
+
+class StopSignals:
+    """While active, SIGTERM and SIGINT set `received` instead of killing the process.
+
+    The loop reads it before each step and all-reduces it inside the step, so every
+    worker learns of a signal that reached any one of them at the same step. A second
+    signal while the checkpoint is written is noted and ignored: the save finishes
+    (a SIGKILL then can still cut it; restore falls back to the previous checkpoint).
+    Handlers can only be set from the main thread; elsewhere this does nothing.
+    """
+
+    def __init__(self):
+        self.received: Optional[str] = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.received:
+            print(f"{name} again: still finishing the step and saving the checkpoint",
+                  file=sys.stderr, flush=True)
+            return
+        self.received = name
+        print(f"{name}: finishing the current step, then saving a checkpoint", file=sys.stderr,
+              flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        # After a preemption the process is on its way out: a signal still to come (the
+        # controller's second notice) must not kill it with another exit status.
+        if exc_type is not Preempted:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+        self._previous = {}
+        return False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -315,7 +377,7 @@ class Engine:
         clip_norm = self.config.optimizer.clip_norm
         variables, optimizer = self.variables, self.optimizer
 
-        def replica_step(batch):
+        def replica_step(batch, stop):
             with tf.GradientTape() as tape:
                 terms = self._terms(task, batch, training=True)
                 loss = terms["loss"]
@@ -337,14 +399,18 @@ class Engine:
                 grads, _ = tf.clip_by_global_norm(grads, threshold)
             grads = [g / ctx.num_replicas_in_sync for g in grads]
             optimizer.apply_gradients(zip(grads, variables))
+            # A stop signal that reached any worker: summed over the replicas with the
+            # other terms (> 0 when one did), so every worker learns of it after the same
+            # step. Computed on the replica's device (the argument lives on the host).
+            terms["stop"] = tf.zeros_like(terms["loss"]) + stop
             return terms
 
         # XLA compiles the replica's computation only: the iterator fetch
         # (IteratorGetNext) has no XLA kernel.
         compiled = tf.function(replica_step, jit_compile=True) if self.config.jit_compile \
             else replica_step
-        return tf.function(lambda iterator: self._reduce(
-            self.strategy.run(compiled, args=(next(iterator),))))
+        return tf.function(lambda iterator, stop: self._reduce(
+            self.strategy.run(compiled, args=(next(iterator), stop))))
 
     def _reduce(self, terms):
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
@@ -374,28 +440,35 @@ class Engine:
         window: Dict[str, float] = {}
         window_start, window_steps, run_start = time.time(), 0, time.time()
         step, last = start_step, {}
-        while step < total_steps:
-            for _ in range(accum):
-                terms = train_step(iterator)
-                for k, v in terms.items():
-                    window[k] = window.get(k, 0.0) + float(v)
-            step = self.step()
-            window_steps += 1
-            loss = float(terms["loss"])
-            if not math.isfinite(loss):
-                raise TrainingError(f"the loss became {loss} at step {step}; the last checkpoint "
-                                    f"is {self.manager.latest_checkpoint}. Lower --learning_rate "
-                                    "or check the data")
-            if step % c.log_steps == 0 or step == total_steps:
-                eta = (time.time() - run_start) / max(step - start_step, 1) * (total_steps - step)
-                last = self._log(task, writer, step, total_steps, window, window_steps,
-                                 time.time() - window_start, eta)
-                window, window_start, window_steps = {}, time.time(), 0
-            if step % c.save_checkpoints_steps == 0 or step == total_steps:
-                self.save(step)
-            if after_step is not None and after_step(step):
-                self.save(step)
-                break
+        with StopSignals() as signals:
+            while step < total_steps:
+                for _ in range(accum):
+                    terms = train_step(iterator, tf.constant(1.0 if signals.received else 0.0))
+                    stop = float(terms.pop("stop"))
+                    for k, v in terms.items():
+                        window[k] = window.get(k, 0.0) + float(v)
+                step = self.step()
+                window_steps += 1
+                loss = float(terms["loss"])
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f"the loss became {loss} at step {step}; the last checkpoint is "
+                        f"{self.manager.latest_checkpoint}. Lower --learning_rate or check the "
+                        "data")
+                if step % c.log_steps == 0 or step == total_steps or stop:
+                    eta = (time.time() - run_start) / max(step - start_step, 1) * \
+                        (total_steps - step)
+                    last = self._log(task, writer, step, total_steps, window, window_steps,
+                                     time.time() - window_start, eta)
+                    window, window_start, window_steps = {}, time.time(), 0
+                if step % c.save_checkpoints_steps == 0 or step == total_steps or stop:
+                    self.save(step)
+                if stop:
+                    writer.flush()
+                    raise Preempted(step, signals.received or "a peer's stop signal")
+                if after_step is not None and after_step(step):
+                    self.save(step)
+                    break
         writer.flush()
         return last
 

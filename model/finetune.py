@@ -25,7 +25,7 @@ history.json, metrics.json, report.md, predictions*.jsonl};
 from absl import app, flags
 
 from model import cli
-from model.engine import TrainingError
+from model.engine import Preempted, TrainingError
 from model.finetuning import FinetuneConfig, FinetuneError, finetune
 from model.presets import PRESETS
 from model.tasks import task_names
@@ -75,6 +75,8 @@ def main(argv):
     cli.quiet_tensorflow()
     try:
         finetune(cli.config_from_flags(FinetuneConfig))
+    except Preempted as e:
+        cli.exit_preempted("finetune", e)
     except (FinetuneError, TrainingError) as e:
         raise SystemExit(f"finetune: {e}") from None
 

@@ -15,7 +15,7 @@ pretrained model on domain text, or phase 2 at a longer max_seq_length
 from absl import app, flags
 
 from model import cli
-from model.engine import TrainingError
+from model.engine import Preempted, TrainingError
 from model.optimization import OptimizerConfig
 from model.presets import PRESETS
 from model.pretraining import PretrainConfig, pretrain
@@ -80,6 +80,8 @@ def main(argv):
     cli.quiet_tensorflow()
     try:
         pretrain(config_from_flags())
+    except Preempted as e:
+        cli.exit_preempted("pretrain", e)
     except TrainingError as e:
         raise SystemExit(f"pretrain: {e}") from None
 

@@ -53,3 +53,41 @@ def kill_when_written(module, args, marker, timeout=240):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     return command
+
+
+def signal_at(commands, when: str, sig=signal.SIGTERM, to: int = 0, again: bool = False,
+              tmp=None, envs=None, timeout=300):
+    """Starts the `commands` (argument lists, run from ROOT), sends `sig` to process `to`
+    when its stderr first has a line starting with `when`, and, with `again`, the same
+    signal a second time as soon as it says it is stopping (while it saves). Returns
+    [(returncode, stderr text)] of every process once all have ended."""
+    import tempfile
+    tmp = pathlib.Path(tmp or tempfile.mkdtemp())
+    procs, logs = [], []
+    for i, command in enumerate(commands):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **((envs or [{}] * len(commands))[i]))
+        log = open(tmp / f"stderr-{i}.txt", "w+")
+        logs.append(log)
+        procs.append(subprocess.Popen([str(c) for c in command], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=log))
+    path, deadline, sent = tmp / f"stderr-{to}.txt", time.time() + timeout, 0
+    try:
+        while any(p.poll() is None for p in procs) and time.time() < deadline:
+            lines = path.read_text().splitlines()
+            if not sent and any(line.startswith(when) for line in lines):
+                procs[to].send_signal(sig)
+                sent = 1
+            elif sent == 1 and again and any(line.startswith(f"{sig.name}:") for line in lines):
+                procs[to].send_signal(sig)
+                sent = 2
+            time.sleep(0.02)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for log in logs:
+            log.close()
+    assert sent, f"no line starting with {when!r} before the processes ended:\n" \
+                 f"{path.read_text()[-3000:]}"
+    return [(p.returncode, (tmp / f"stderr-{i}.txt").read_text()) for i, p in enumerate(procs)]

@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -10,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from model.finetuning import FinetuneConfig, finetune
-from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module
+from model.engine import EXIT_PREEMPTED
+from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module, signal_at
 from tests.model.equivalence import assert_same_training
 from tests.model.test_finetune import _sentiment_rows
 from tests.model.test_training import _free_ports
@@ -108,27 +111,39 @@ def test_mixed_bfloat16_reaches_the_float32_accuracy(tmp_path):
 
 
 @pytest.mark.multiprocess
-def test_kill_minus_9_then_rerun_ends_with_the_uninterrupted_runs_best_epoch(tmp_path):
+def test_kill_minus_9_or_sigint_then_rerun_ends_with_the_uninterrupted_runs_best_epoch(tmp_path):
     data = sentiment_files(tmp_path / "data")
     common = ["--num_train_epochs", 4, "--save_checkpoints_steps", 2]
     run_module("model.finetune", *args(data, tmp_path / "whole", *common))
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     # 96 examples / 8 = 12 steps an epoch: step 16 is in the second epoch
     command = kill_when_written("model.finetune", args(data, tmp_path / "killed", *common),
                                 tmp_path / "killed" / "train_state" / "ckpt-16.index")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     assert not (tmp_path / "killed" / "metrics.json").exists()
-    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "Resuming from" in rerun.stderr
-    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
-    resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
-    assert resumed["best_epoch"] == whole["best_epoch"]
-    assert [h["step"] for h in resumed["history"]] == [h["step"] for h in whole["history"]]
-    for a, b in zip(whole["history"], resumed["history"]):
-        for k, v in a["dev"].items():
-            assert b["dev"][k] == pytest.approx(v, abs=1e-4), (a, b)
-    assert_same_weights(tmp_path / "whole", tmp_path / "killed")
+    # Ctrl-C (SIGINT) in the third epoch: a checkpoint at that step, one line, status 75
+    stopped = [sys.executable, "-m", "model.finetune", *map(str, args(
+        data, tmp_path / "stopped", *common))]
+    [(code, err)] = signal_at([stopped], "step 27/", sig=signal.SIGINT, tmp=tmp_path)
+    assert code == EXIT_PREEMPTED, err[-3000:]
+    found = re.fullmatch(r"finetune: preempted at step (\d+) \(SIGINT\): checkpoint saved; "
+                         r"rerun the same command to resume", err.strip().splitlines()[-1])
+    assert found and int(found.group(1)) >= 27, err[-2000:]
+    assert tf.train.latest_checkpoint(str(tmp_path / "stopped" / "train_state")).endswith(
+        f"ckpt-{found.group(1)}")
+    for name, rerun_command in (("killed", command), ("stopped", stopped)):
+        rerun = subprocess.run(rerun_command, cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=600)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        assert "Resuming from" in rerun.stderr
+        resumed = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert resumed["best_epoch"] == whole["best_epoch"]
+        assert [h["step"] for h in resumed["history"]] == [h["step"] for h in whole["history"]]
+        for a, b in zip(whole["history"], resumed["history"]):
+            for k, v in a["dev"].items():
+                assert b["dev"][k] == pytest.approx(v, abs=1e-4), (a, b)
+        assert_same_weights(tmp_path / "whole", tmp_path / name)
+        assert [r["step"] for r in resumed["loss_log"]] == list(range(1, 49))
 
 
 def test_an_epoch_checkpointed_but_not_yet_scored_is_scored_on_rerun(tmp_path):

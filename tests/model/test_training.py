@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -12,9 +13,9 @@ import pytest
 import tensorflow as tf
 
 from model.optimization import OptimizerConfig
-from model.engine import TrainingError
+from model.engine import EXIT_PREEMPTED, TrainingError
 from model.pretraining import PretrainConfig, pretrain
-from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module
+from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module, signal_at
 from tests.model.equivalence import assert_same_training
 from tests.model.conftest import TINY
 
@@ -243,3 +244,70 @@ def test_vocabulary_and_flag_mistakes_are_one_line(tiny_dataset, tmp_path):
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
         assert expected in proc.stderr.strip().splitlines()[-1] or \
             expected in proc.stderr, (extra, proc.stderr[-800:])
+
+
+# -- preemption (issue 25) ------------------------------------------------------
+
+PREEMPTED = r"pretrain: preempted at step (\d+) \((SIGTERM|SIGINT)\): checkpoint saved; rerun " \
+            r"the same command to resume"
+
+
+@pytest.mark.multiprocess
+def test_sigterm_saves_at_that_step_and_the_same_command_resumes(tiny_dataset, tmp_path):
+    """SIGTERM (a reclaimed VM, an evicted pod): the step finishes, a checkpoint is saved at
+    it, one line says so, the exit status is EXIT_PREEMPTED; a second signal while it
+    saves changes nothing. The rerun resumes at that step. (SIGINT: the fine-tuning test.)"""
+    sig = signal.SIGTERM
+    out = tmp_path / "m"
+    command = [sys.executable, "-m", "model.pretrain", *map(str, pretrain_args(
+        tiny_dataset, out, "--num_train_steps", 120, "--save_checkpoints_steps", 1000))]
+    [(code, err)] = signal_at([command], "step 20/", sig=sig, again=True, tmp=tmp_path)
+    assert code == EXIT_PREEMPTED, err[-3000:]
+    found = re.fullmatch(PREEMPTED, err.strip().splitlines()[-1])
+    assert found and found.group(2) == sig.name, err[-1000:]
+    step = int(found.group(1))
+    assert 20 <= step < 120
+    assert "Traceback" not in err
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith(f"ckpt-{step}")
+    assert logged_steps(out) == list(range(1, step + 1))  # the stopped step is logged too
+    rerun = subprocess.run(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"Resuming from {out}/checkpoints/ckpt-{step} at step {step}" in rerun.stderr
+    assert logged_steps(out) == list(range(1, 121))
+
+
+@pytest.mark.multiprocess
+def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(tiny_dataset, tmp_path):
+    """Two workers (MultiWorkerMirroredStrategy on localhost); only the second is signalled.
+    Saving is a collective: both must save at the same step, and both resume from it."""
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    out = tmp_path / "multi"
+    command = [sys.executable, "-m", "model.pretrain", *map(str, pretrain_args(
+        tiny_dataset, out, "--strategy", "multi_worker", "--num_train_steps", 80,
+        "--save_checkpoints_steps", 1000))]
+    envs = [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                   "index": i}})}
+            for i in range(2)]
+    results = signal_at([command, command], "step 10/", to=1, envs=envs, tmp=tmp_path)
+    steps = []
+    for code, err in results:
+        assert code == EXIT_PREEMPTED, err[-3000:]
+        found = re.fullmatch(PREEMPTED.replace(r"(SIGTERM|SIGINT)", r"(.+)"),
+                             err.strip().splitlines()[-1])
+        assert found, err[-1000:]
+        steps.append(int(found.group(1)))
+    assert steps[0] == steps[1] >= 10
+    assert "SIGTERM: finishing" in results[1][1] and "SIGTERM" not in results[0][1]
+    step = steps[0]
+    for directory in (out / "checkpoints", out / "checkpoints" / ".worker-1"):
+        assert tf.train.latest_checkpoint(str(directory)).endswith(f"ckpt-{step}")
+    procs = [subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                                          **env),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for env in envs]
+    outputs = [p.communicate(timeout=300)[1] for p in procs]
+    for p, err in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert f"at step {step}" in outputs[0] and f"at step {step}" in outputs[1]
+    assert logged_steps(out) == list(range(1, 81))
