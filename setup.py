@@ -32,6 +32,7 @@ setuptools.setup(
         "matplotlib==3.11.2",
         "dask[distributed]==2026.8.0",
         "distributed==2026.8.0",
+        "psutil==7.2.2",
     ],
     entry_points={
         "console_scripts": [

@@ -33,6 +33,7 @@ logging.getLogger().addHandler(logging.NullHandler())
 
 from absl import app, flags  # noqa: E402
 
+from pipeline.interrupts import EXIT_INTERRUPTED, JobStopped  # noqa: E402
 from pipeline.pretraining_data import (  # noqa: E402
     PretrainingDataConfig, UsageError, check_beam_args, default_beam_args, run)
 from pipeline.readers import FORMATS  # noqa: E402
@@ -114,6 +115,9 @@ def main(argv):
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except JobStopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

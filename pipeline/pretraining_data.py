@@ -24,6 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import beam_stages, readers
 from pipeline.console import LOG_FILE, PROGRESS_DIR, JobConsole, ProgressPrinter
 from pipeline.instances import InstanceConfig
+from pipeline.interrupts import Interrupted, JobStopped, StopSignals, stop_child_processes
 from pipeline.masking import MaskingConfig
 from pipeline.tokenization import BertTokenizer, VocabError, load_vocab
 from tfrecords.features import FeatureSpecError, spec_from_lengths
@@ -265,8 +266,9 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
     except FeatureSpecError as e:
         raise UsageError(str(e)) from None
     try:
-        with OutputLock(output_dir):
-            return _run_locked(config, beam_args, output_dir, files, spec, verbose)
+        # Signals first: a second SIGTERM must not cut the lock's release short.
+        with StopSignals() as signals, OutputLock(output_dir):
+            return _run_locked(config, beam_args, output_dir, files, spec, verbose, signals)
     except LockError as e:
         raise UsageError(str(e)) from None
 
@@ -313,7 +315,9 @@ def _failure_line(error: BaseException) -> str:
     return f"the pipeline failed: {last[-1].strip() if last else type(error).__name__}"
 
 
-def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dict:
+def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
+                signals: Optional[StopSignals] = None) -> dict:
+    signals = signals or StopSignals()
     staging, replaced = output_dir + ".staging", output_dir + ".replaced"
     if (FileSystems.exists(posixpath.join(replaced, COMPLETED_FILE))
             and not FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))):
@@ -356,6 +360,9 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
             progress.start()
             root = beam.Pipeline(options=options)
             try:
+                signals.armed = True  # from here a stop signal interrupts the job
+                if signals.received:  # one came during the checks
+                    raise Interrupted(signals.received)
                 with root:
                     summary = build_pretraining_data(root, files=files, staging=staging,
                                                      config=config)
@@ -366,10 +373,18 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
                 console.log(traceback.format_exc())
                 raise
             finally:
+                signals.armed = False
                 progress.stop()
                 finished = time.time()  # the job's time, not the Dask cluster's shutdown
                 _close_dask_client(getattr(root, "result", None))
-    except Exception as e:
+    except (Interrupted, Exception) as e:
+        if signals.received:  # or the workers died of the same signal (a process group's)
+            stop_child_processes()  # before their output is deleted under them
+            _delete_tree(staging, keep=LOG_FILE)
+            log = f" (log: {console.log_path})" if console.log_path else ""
+            raise JobStopped(f"{signals.received}: the job stopped before it finished; nothing "
+                             f"was written to {output_dir}{log}; rerun the same command to "
+                             "start over") from None
         # A full disk fails in every worker at once: one line, and what filled the disk
         # removed, instead of a traceback per worker.
         if "No space left on device" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
@@ -412,6 +427,9 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True) -> dic
     _delete_tree(replaced)
     console.say(_summary_lines(stats, shards, output_dir, elapsed, console.log_path,
                                staging))
+    if signals.received:
+        console.say(f"{signals.received} came as the job finished: the dataset was completed "
+                    "first")
     return info
 
 

@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipeline import beam_stages
 from pipeline.pretraining_data import (
     DEFAULT_RUNNER, PretrainingDataConfig, UsageError, default_beam_args, run, usable_cpus)
-from tests.conftest import FIXTURES, ROOT, run_module
+from tests.conftest import FIXTURES, ROOT, run_module, signal_at
 from tfrecords.reader import make_dataset, open_source
 
 CORPUS = FIXTURES / "corpus"
@@ -574,6 +574,43 @@ def test_default_console_is_the_jobs_own_lines_and_verbose_brings_the_rest_back(
                       "--verbose")
     assert "sdk_worker" in loud.stderr and not (tmp_path / "v" / "pipeline.log").exists()
     assert shard_digests(tmp_path / "q") == shard_digests(tmp_path / "v")
+
+
+@pytest.mark.multiprocess
+def test_sigterm_stops_the_job_without_a_dataset_or_a_lock_and_the_rerun_works(tmp_path):
+    """A preempted VM's SIGTERM while the pipeline runs (on the default multi-process
+    runner): one line, status 75, no COMPLETED dataset, no lock, no worker process left
+    behind, only the log kept; the same command then runs from scratch."""
+    import signal
+    import sys
+    import time
+
+    import psutil
+
+    from pipeline.interrupts import EXIT_INTERRUPTED
+    out = tmp_path / "ds"
+    command = [sys.executable, "-m", "pipeline.create_pretraining_data", "--input_file",
+               f"{CORPUS / 'sentences.txt'},jsonl:{CORPUS / 'docs.jsonl'}", "--vocab_file",
+               VOCAB, "--max_seq_length", "64", "--dupe_factor", "5", "--output_dir", str(out)]
+    started = time.time()
+    # The "log:" line comes just before the pipeline starts (its workers take seconds);
+    # a signal during the checks before it is acted on as the pipeline starts.
+    [(code, err)] = signal_at([command], "log: ", tmp=tmp_path)
+    assert code == EXIT_INTERRUPTED, err[-3000:]
+    log = out.parent / "ds.staging" / "pipeline.log"
+    assert err.strip().splitlines()[-1] == (
+        f"stopped: SIGTERM: the job stopped before it finished; nothing was written to {out} "
+        f"(log: {log}); rerun the same command to start over")
+    assert not out.exists() and not (out.parent / "ds.lock").exists()
+    assert os.listdir(out.parent / "ds.staging") == ["pipeline.log"]
+    assert "Traceback" not in err
+    workers = [p for p in psutil.process_iter(["cmdline", "create_time"])
+               if p.info["create_time"] >= started - 1 and
+               "sdk_worker_main" in " ".join(p.info["cmdline"] or [])]
+    assert not workers, [p.info for p in workers]
+    rerun = run_module("pipeline.create_pretraining_data", *command[3:])
+    assert (out / "COMPLETED").exists() and not (out.parent / "ds.staging").exists()
+    assert "stopped" not in rerun.stderr
 
 
 def test_progress_line_sums_the_workers_files(tmp_path):
