@@ -272,7 +272,8 @@ class CreateInstancesFn(beam.DoFn):
         ids = self.tokenizer.tokenize_batch(flat)
         cap = self.config.max_seq_length
         tokenized, k = [], 0
-        for sentences in sentences_per_doc:
+        empty_by_file = collections.Counter()
+        for (_, _, (path, _, _)), sentences in zip(docs, sentences_per_doc):
             doc = []
             for sentence_ids in ids[k:k + len(sentences)]:
                 if len(sentence_ids) > cap:
@@ -283,8 +284,9 @@ class CreateInstancesFn(beam.DoFn):
                 if sentence_ids:
                     doc.append(sentence_ids)
             k += len(sentences)
-            if not doc:
+            if not doc:  # nothing but whitespace or characters the vocabulary drops
                 stats["skipped_empty_document"] += 1
+                empty_by_file[path] += 1
                 continue
             if len(doc) == 1:
                 stats["one_sentence_documents"] += 1
@@ -292,6 +294,9 @@ class CreateInstancesFn(beam.DoFn):
             stats["sentences"] += len(doc)
             stats["tokens"] += sum(len(s) for s in doc)
             tokenized.append(doc)
+        if empty_by_file:  # by file too, as the readers' reasons (sum_stats adds them up)
+            stats["skipped_by_file"] = {path: {"empty_document": n}
+                                        for path, n in empty_by_file.items()}
         return tokenized
 
     def process(self, element):

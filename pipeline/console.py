@@ -158,6 +158,9 @@ class JobConsole:
                     self._log.close()
                 except OSError:
                     pass
+            if self.lost_bytes:
+                print(f"warning: {self.lost_bytes:,} bytes of logging could not be written to "
+                      f"{self.log_path} (is its disk full?)", file=sys.stderr, flush=True)
         return False
 
     def say(self, line: str) -> None:

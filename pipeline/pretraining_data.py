@@ -453,8 +453,9 @@ def _summary_lines(stats, shards, output_dir, elapsed, log_path, staging) -> str
     return "\n".join(lines)
 
 
-def unknown_beam_args(beam_args: Sequence[str]) -> List[str]:
-    """The arguments that no Beam pipeline option (of any runner Beam ships) accepts.
+def unknown_beam_args(beam_args: Sequence[str], with_values: bool = False) -> List[str]:
+    """The arguments that no Beam pipeline option (of any runner Beam ships) accepts
+    (with_values: also the words after them, and the words that follow no flag).
 
     Beam itself only logs "Discarding unparseable args" among its other lines
     and runs with the defaults; a misspelled flag of ours (--dupe_factr) would
@@ -477,7 +478,7 @@ def unknown_beam_args(beam_args: Sequence[str]) -> List[str]:
         except argparse.ArgumentError:  # an option two classes define
             pass
     _, unknown = parser.parse_known_args(list(beam_args))
-    return [a for a in unknown if a.startswith("-")]
+    return unknown if with_values else [a for a in unknown if a.startswith("-")]
 
 
 def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> None:
@@ -486,6 +487,14 @@ def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> 
     import difflib
     unknown = unknown_beam_args(beam_args)
     if not unknown:
+        stray = unknown_beam_args(beam_args, with_values=True)  # no flag is unknown: words
+        if stray:
+            # Beam would drop them with a warning in pipeline.log: an unquoted glob after
+            # --input_file silently loses every file but the first.
+            more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
+            raise UsageError(
+                f"unexpected argument {stray[0]!r}{more}: a file pattern the shell expanded? "
+                "Quote it (--input_file 'data/*.txt') or join files with commas")
         return
     name = unknown[0].lstrip("-").split("=", 1)[0]
     close = difflib.get_close_matches(name, list(own_flags), n=1, cutoff=0.75)

@@ -400,6 +400,16 @@ def test_fake_gz_is_counted_by_file_and_alone_fails_naming_it(tmp_path):
     assert stats["skipped_by_file"] == {str(fake): {"not_compressed_as_named": 1}}
 
 
+def test_a_document_with_no_token_is_counted_by_file(tmp_path):
+    """A document the reader keeps but the tokenizer empties (control characters only)."""
+    odd = tmp_path / "odd.txt"
+    odd.write_text("\x07 \x07\n\nA real sentence here.\nAnd another one.\n")
+    run(config(tmp_path, input_file=(str(odd), str(CORPUS / "sentences.txt"))), IN_MEMORY)
+    stats = json.loads((tmp_path / "ds" / "stats.json").read_text())
+    assert stats["skipped_empty_document"] == 1
+    assert stats["skipped_by_file"] == {str(odd): {"empty_document": 1}}
+
+
 def test_unclosed_page_is_counted(tmp_path):
     xml = (CORPUS / "wiki.xml").read_text()
     # the first page loses its closing tag: the next <page> starts before it ends
@@ -421,6 +431,14 @@ def test_flag_typos_and_size_bounds_are_one_line(tmp_path):
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
         "error: unknown flag --dupe_factr (did you mean --dupe_factor?): it is neither this "
         "command's flag nor a Beam pipeline option")
+    # an unquoted glob: the shell gives the second file as an argument of its own
+    proc = run_module("pipeline.create_pretraining_data", "--input_file",
+                      CORPUS / "books" / "the_library.txt", CORPUS / "books" / "the_river.txt",
+                      *base[2:], check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+        f"error: unexpected argument '{CORPUS / 'books' / 'the_river.txt'}': a file pattern "
+        "the shell expanded? Quote it (--input_file 'data/*.txt') or join files with commas")
+    assert not (tmp_path / "ds").exists()
     proc = run_module("pipeline.create_pretraining_data", *base, "--max_seq_lenght=64",
                       check=False)
     assert proc.returncode == 1 and "unknown flag --max_seq_lenght (did you mean " \
@@ -473,6 +491,9 @@ def test_disk_full_is_one_line_and_removes_staging(tmp_path):
             f"there was removed; log: {small}/ds.staging/pipeline.log); free space or pass "
             "another --output_dir")
         assert os.listdir(small / "ds.staging") == ["pipeline.log"]
+        # the lines the log lost are counted and said (before the error line)
+        assert f"bytes of logging could not be written to {small}/ds.staging/pipeline.log " \
+               "(is its disk full?)" in proc.stderr
     finally:
         subprocess.run(["umount", str(small)])
 
