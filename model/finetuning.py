@@ -280,8 +280,20 @@ class Finetuner:
         if best is None:
             raise FinetuneError(f"{c.output_dir}/history.json records no epoch; remove "
                                 f"{c.output_dir}/train_state to start over")
-        best_ckpt.restore(tf.train.latest_checkpoint(os.path.join(c.output_dir, "checkpoints"))) \
-            .expect_partial()
+        # The final metrics, the export and further fine-tuning are the best epoch's: its
+        # checkpoint must be there and hold every variable (never the last epoch's weights
+        # by default).
+        path = tf.train.latest_checkpoint(os.path.join(c.output_dir, "checkpoints"))
+        if path is None or not path.endswith(f"ckpt-{best['step']}"):
+            raise FinetuneError(
+                f"the best epoch's checkpoint ({c.output_dir}/checkpoints/ckpt-{best['step']}, "
+                f"epoch {best['epoch']} in history.json) is missing (found: {path or 'none'}); "
+                f"remove {c.output_dir}/train_state and history.json to start over")
+        try:
+            best_ckpt.restore(path).assert_existing_objects_matched()
+        except AssertionError as e:
+            raise FinetuneError(f"{path} does not hold this model "
+                                f"({str(e).splitlines()[0][:160]})") from None
         return self._finish(best, total, time.time() - start_time)
 
     def _best(self) -> Optional[dict]:

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import sys
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -73,14 +73,22 @@ def generation(source: Source) -> dict:
     return source.dataset.info.get("generation", {}) if source.dataset else {}
 
 
-def _open_eval_source(path: str) -> Source:
-    """A dataset directory's eval split when it has one (else its train split), or a pattern."""
-    if tf.io.gfile.isdir(path):
-        try:
-            return open_source(path, split="eval")
-        except DatasetError:
-            pass
-    return open_source(path)
+def _open_eval_source(path: str, train_path: str) -> Tuple[Source, str]:
+    """(source, split name) of --eval_input_file: a dataset directory's eval split, or
+    its train split when it has none (said, loudly when that is the training data), or a
+    file pattern ("files"). An eval split that cannot be read is an error, never a
+    reason to evaluate on something else."""
+    if not tf.io.gfile.isdir(path):
+        return open_source(path), "files"
+    from tfrecords.metadata import open_dataset
+    if "eval" in open_dataset(path.rstrip("/")).splits:
+        return open_source(path, split="eval"), "eval"
+    same = path.rstrip("/") == train_path.rstrip("/")
+    print(f"warning: --eval_input_file {path} has no eval split (made without "
+          f"--eval_fraction): evaluating on its train split"
+          f"{', the data this run trains on: not held out' if same else ''}",
+          file=sys.stderr, flush=True)
+    return open_source(path), "train"
 
 
 class Pretrainer:
@@ -249,7 +257,7 @@ class Pretrainer:
         """One pass over --eval_input_file: MLM loss, accuracy, perplexity, NSP accuracy."""
         c = self.config
         try:
-            source = _open_eval_source(c.eval_input_file)
+            source, split = _open_eval_source(c.eval_input_file, c.input_file)
         except DatasetError as e:
             raise TrainingError(str(e)) from None
         if source.spec.max_seq_length != self.seq_length:
@@ -264,7 +272,10 @@ class Pretrainer:
         if self.engine.is_chief:
             self.engine.write_summaries("eval", step, results)
             with open(os.path.join(c.output_dir, "eval_results.json"), "w") as f:
-                json.dump(dict(results, step=step), f, indent=2)
+                held_out = split == "eval" or \
+                    c.eval_input_file.rstrip("/") != c.input_file.rstrip("/")
+                json.dump(dict(results, step=step, eval_split=split, held_out=held_out), f,
+                          indent=2)
         print("eval " + " ".join(f"{k} {v:.4g}" for k, v in results.items()), file=sys.stderr,
               flush=True)
         return results

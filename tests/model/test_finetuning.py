@@ -161,3 +161,58 @@ def test_an_epoch_checkpointed_but_not_yet_scored_is_scored_on_rerun(tmp_path):
     rerun = finetune(config)
     assert [h["step"] for h in rerun["history"]] == [12, 24]
     assert rerun["history"][1]["dev"] == whole["history"][1]["dev"]
+
+
+def test_early_stopping_keeps_the_best_epochs_weights_not_the_last(tmp_path):
+    """A dev set whose labels are the training rule reversed: the better the model learns,
+    the worse dev gets, so the first epoch is the best. Patience 2 stops after epoch 3 of
+    6; the kept weights (checkpoints/) are epoch 1's, and the final dev metrics are
+    computed with them (they equal epoch 1's, not epoch 3's)."""
+    train, dev = sentiment_files(tmp_path / "data")
+    flipped = tmp_path / "data" / "flipped.csv"
+    lines = dev.read_text().splitlines()
+    flipped.write_text("\n".join([lines[0]] + [
+        line.rsplit(",", 1)[0] + ("," + ("neg" if line.endswith("pos") else "pos"))
+        for line in lines[1:]]) + "\n")
+    out = tmp_path / "m"
+    result = finetune(FinetuneConfig(
+        task="classification", train_file=str(train), eval_file=str(flipped), output_dir=str(out),
+        init_checkpoint="none", vocab_file=VOCAB, max_seq_length=16, text_column="review",
+        label_column="sentiment", train_batch_size=8, num_train_epochs=6, learning_rate=1e-3,
+        log_steps=12, early_stopping_patience=2, save_checkpoints_steps=12,
+        mixed_precision="float32"))
+    accuracies = [h["dev"]["accuracy"] for h in result["history"]]
+    assert result["best_epoch"] == 1 and result["stopped_early"], accuracies
+    assert len(accuracies) == 3 and accuracies[2] < accuracies[0], accuracies
+    assert result["dev"][str(flipped)]["accuracy"] == accuracies[0]
+    assert result["train_steps"] == 36
+    assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("ckpt-12")
+    kept = tf.train.load_checkpoint(str(out / "checkpoints"))
+    kept = [kept.get_tensor(n) for n in kept.get_variable_to_shape_map()
+            if n.startswith(("model/", "encoder/")) and "VARIABLE_VALUE" in n]
+    assert len(kept) > 20
+
+    def holds_all(state):  # the loop's checkpoint names the variables by other paths
+        reader = tf.train.load_checkpoint(str(out / "train_state" / state))
+        tensors = [reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+                   if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+        return all(any(t.shape == k.shape and np.array_equal(t, k) for t in tensors)
+                   for k in kept)
+
+    assert holds_all("ckpt-12") and not holds_all("ckpt-36")
+
+
+def test_a_missing_best_epoch_checkpoint_is_an_error_not_the_last_epochs_weights(tmp_path):
+    from model.finetuning import FinetuneError
+    train, dev = sentiment_files(tmp_path / "data")
+    config = FinetuneConfig(
+        task="classification", train_file=str(train), eval_file=str(dev),
+        output_dir=str(tmp_path / "m"), init_checkpoint="none", vocab_file=VOCAB,
+        max_seq_length=16, text_column="review", label_column="sentiment", train_batch_size=8,
+        num_train_epochs=1, log_steps=12, early_stopping_patience=0, mixed_precision="float32")
+    finetune(config)
+    import shutil
+    shutil.rmtree(tmp_path / "m" / "checkpoints")
+    with pytest.raises(FinetuneError, match=r"the best epoch's checkpoint \(.*/checkpoints/"
+                                            r"ckpt-12, epoch 1 in history.json\) is missing"):
+        finetune(config)

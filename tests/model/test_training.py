@@ -45,6 +45,24 @@ def test_a_few_steps_reduce_the_loss(tiny_dataset, tmp_path, capsys):
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
     assert saved["model"]["hidden_dim"] == 32 and saved["vocab_size"] == 199
     assert sorted(os.listdir(tmp_path / "m" / "logs")) == ["eval", "train"]
+    evaluated = json.loads((tmp_path / "m" / "eval_results.json").read_text())
+    assert evaluated["eval_split"] == "eval" and evaluated["held_out"] is True
+
+
+def test_eval_without_an_eval_split_says_it_is_not_held_out(tmp_path, capsys):
+    """A dataset made without --eval_fraction evaluated on itself: its train split, which
+    the run trains on; said on the console and in eval_results.json, never silently."""
+    from tests.model.conftest import make_dataset_dir
+    ds = make_dataset_dir(tmp_path / "ds")
+    pretrain(PretrainConfig(input_file=str(ds), output_dir=str(tmp_path / "m"),
+                            model_overrides=tuple(TINY), train_batch_size=8, log_steps=5,
+                            eval_input_file=str(ds), optimizer=OptimizerConfig(
+                                num_train_steps=5, num_warmup_steps=1)))
+    assert f"warning: --eval_input_file {ds} has no eval split (made without --eval_fraction)" \
+           ": evaluating on its train split, the data this run trains on: not held out" in \
+           capsys.readouterr().err
+    results = json.loads((tmp_path / "m" / "eval_results.json").read_text())
+    assert results["eval_split"] == "train" and results["held_out"] is False
 
 
 def test_user_errors_are_one_line(tiny_dataset, tmp_path):
