@@ -147,8 +147,13 @@ def _read_tf1(checkpoint_dir: str):
     reader = tf.train.load_checkpoint(prefix)
     weights = {}
     for name in reader.get_variable_to_shape_map():
+        if name == "global_step" or name.endswith(("adam_m", "adam_v")):
+            continue  # the optimizer's state, not weights
         hf = _tf1_name(name)
-        if hf is None or name.endswith(("adam_m", "adam_v")):
+        if hf is None:
+            # Not the encoder's nor its pretraining heads' (run_classifier's output_weights,
+            # a task head): kept under its own name, so that it is listed as ignored.
+            weights[name] = reader.get_tensor(name)
             continue
         value = reader.get_tensor(name)
         # TF1 dense kernels are [in, out]; Hugging Face's weights [out, in].

@@ -99,6 +99,9 @@ def _tf1_from_hf(hf_dir, out_dir, hidden_act):
             tf1, value = tf1[:-len("/weight")] + "/kernel", value.T  # TF1 kernels are [in, out]
         variables[tf1] = tf.Variable(value)
     variables["global_step"] = tf.Variable(0, dtype=tf.int64)
+    # run_classifier's task head: outside bert/ and cls/, so not imported, but listed
+    variables["output_weights"] = tf.Variable(np.zeros([2, cfg["hidden_size"]], np.float32))
+    variables["output_bias"] = tf.Variable(np.zeros([2], np.float32))
     tf.compat.v1.train.Saver(var_list=variables).save(None, str(out_dir / "bert_model.ckpt"))
 
 
@@ -122,6 +125,9 @@ def test_heads_import_and_tf1_layout_match_transformers(hf_pretraining, bench_py
             _tf1_from_hf(hf_pretraining, source, hidden_act="gelu")
         md = import_checkpoint(fmt, str(source), str(tmp_path / f"out_{fmt}"))
         assert md.kind == "pretrainer" and md.model_config.hidden_act == "gelu_approximate"
+        if fmt == "tf1":  # what was not imported is listed (global_step is not a weight)
+            saved = json.loads((tmp_path / "out_tf1" / "config.json").read_text())
+            assert saved["source"]["ignored"] == ["output_bias", "output_weights"], saved
         assert md.model_config.layer_norm_epsilon == (1e-7 if fmt == "hf" else 1e-12)
         model, encoder, _ = load_model(md)
         out = model(dict(x, masked_lm_positions=positions), training=False)
