@@ -336,13 +336,24 @@ class Engine:
             return
         with tf.io.gfile.GFile(path) as f:
             lines = f.read().splitlines()
-        kept = []
-        for line in lines:
+        kept, foreign = [], 0
+        for index, line in enumerate(lines):
             try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):  # a line cut by the kill
+                record = json.loads(line)
+                logged = record["step"]
+                if not isinstance(logged, int):
+                    raise TypeError(logged)
+            except (ValueError, KeyError, TypeError):
+                if index == len(lines) - 1:  # the last line, cut by the kill: dropped
+                    continue
+                foreign += 1  # not ours to delete: kept where it is
+                kept.append(line)
                 continue
+            if logged <= step:
+                kept.append(line)
+        if foreign:
+            print(f"warning: {path} has {foreign} line(s) that are not a step's record; kept",
+                  file=sys.stderr, flush=True)
         if len(kept) != len(lines):
             with tf.io.gfile.GFile(path + ".tmp", "w") as f:
                 f.write("".join(line + "\n" for line in kept))

@@ -171,6 +171,8 @@ class Finetuner:
             if stats.skipped:
                 print(f"{path}: skipped {stats.skipped} of {stats.read} rows: {stats.reasons}",
                       file=sys.stderr)
+            for what, n in stats.repaired.items():
+                print(f"{path}: {n} {what}", file=sys.stderr)
             if training:
                 self.task.fit(examples, path)
             data = self.task.features(self.pre, examples, training)

@@ -19,6 +19,8 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import numpy as np
 from absl import app, flags
 
+from model.textfiles import INVALID_UTF8, read_text
+
 
 class PredictError(Exception):
     """Bad input to predict; the message names the file or argument."""
@@ -104,11 +106,12 @@ def describe(row: Dict[str, np.ndarray]) -> dict:
 
 def _read_examples(path: str) -> List[Tuple[str, ...]]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [line.rstrip("\n") for line in f]
+        text, bad = read_text(path)
     except OSError as e:
         raise PredictError(f"--input_file {path}: {e.strerror}") from None
-    return [tuple(line.split("\t")) for line in lines if line.strip()]
+    if bad:
+        print(f"warning: --input_file {path}: {bad} {INVALID_UTF8}", file=sys.stderr)
+    return [tuple(line.rstrip("\r").split("\t")) for line in text.split("\n") if line.strip()]
 
 
 FLAGS = flags.FLAGS

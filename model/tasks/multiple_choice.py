@@ -19,8 +19,9 @@ import tensorflow as tf
 
 from model import metrics as M
 from model.encoder import BERT_INPUTS
-from model.tasks.readers import ReadStats, TaskDataError
 from model.tasks.base import FinetuneTask, TaskData, batched_tokenize, register, softmax_ce
+from model.tasks.readers import ReadStats, TaskDataError
+from model.textfiles import INVALID_UTF8, read_text
 
 
 class _Flatten(keras.layers.Layer):
@@ -41,10 +42,11 @@ def read_choices(path: str, question_key: str, label_key: str):
     """(examples as dicts with question, choices, label), ReadStats) of a JSONL file."""
     stats, out, width = ReadStats(), [], None
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [line for line in f if line.strip()]
+        text, bad = read_text(path)
     except OSError as e:
         raise TaskDataError(f"{path}: {e.strerror}") from None
+    stats.repair(INVALID_UTF8, bad)
+    lines = [line for line in text.split("\n") if line.strip()]
     for line in lines:
         stats.read += 1
         try:

@@ -13,10 +13,13 @@ that yields nothing is an error naming the file.
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from model.textfiles import INVALID_UTF8, read_text
 
 csv.field_size_limit(sys.maxsize)
 
@@ -63,19 +66,32 @@ GLUE = {
 
 @dataclasses.dataclass
 class ReadStats:
+    """Rows read, rows skipped by reason, and repairs made to rows that were kept."""
+
     read: int = 0
     skipped: int = 0
     reasons: Dict[str, int] = dataclasses.field(default_factory=dict)
+    repaired: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     def skip(self, why: str):
         self.skipped += 1
         self.reasons[why] = self.reasons.get(why, 0) + 1
 
+    def repair(self, what: str, n: int = 1):
+        if n:
+            self.repaired[what] = self.repaired.get(what, 0) + n
 
-def _open(path: str):
+
+def _open(path: str, stats: ReadStats):
+    """The file as a text stream (csv's newline="" semantics); invalid UTF-8 is counted."""
     if not os.path.isfile(path):
         raise TaskDataError(f"{path} not found")
-    return open(path, encoding="utf-8", newline="", errors="replace")
+    try:
+        text, bad = read_text(path)
+    except OSError as e:
+        raise TaskDataError(f"{path}: {e.strerror}") from None
+    stats.repair(INVALID_UTF8, bad)
+    return io.StringIO(text, newline="")
 
 
 def read_glue(task: str, path: str) -> Tuple[List[Example], ReadStats]:
@@ -83,7 +99,7 @@ def read_glue(task: str, path: str) -> Tuple[List[Example], ReadStats]:
     a_col, b_col, y_col, labels = GLUE[task]
     stats = ReadStats()
     out = []
-    with _open(path) as f:
+    with _open(path, stats) as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows:
         raise TaskDataError(f"{path} is empty")
@@ -131,7 +147,7 @@ def read_table(path: str, text_column: str, text_b_column: str = "",
     out = []
     if path.endswith((".jsonl", ".json")):
         records = []
-        with _open(path) as f:
+        with _open(path, stats) as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -141,7 +157,7 @@ def read_table(path: str, text_column: str, text_b_column: str = "",
                     records.append(None)
         header = None
     else:
-        with _open(path) as f:
+        with _open(path, stats) as f:
             reader = csv.DictReader(f, delimiter="," if path.endswith(".csv") else "\t")
             records = list(reader)
             header = reader.fieldnames or []
@@ -157,7 +173,11 @@ def read_table(path: str, text_column: str, text_b_column: str = "",
         if not isinstance(a, str) or not a.strip():
             stats.skip(f"no text in {text_column!r}")
             continue
-        b = rec.get(text_b_column, "") if text_b_column else ""
+        b = rec.get(text_b_column) if text_b_column else ""
+        if text_b_column and (b is None or (isinstance(b, str) and not b.strip())):
+            # a missing second text: skipped, never the text "None"
+            stats.skip(f"no text in {text_b_column!r}")
+            continue
         y = rec.get(label_column)
         out.append(Example(a, b if isinstance(b, str) else str(b),
                            None if y is None or y == "" else str(y)))
@@ -168,7 +188,7 @@ def read_conll(path: str) -> Tuple[List[NerExample], ReadStats]:
     """token [...] tag lines (tab or space separated), blank lines between sentences."""
     stats = ReadStats()
     out, words, tags = [], [], []
-    with _open(path) as f:
+    with _open(path, stats) as f:
         lines = f.read().splitlines() + [""]
     for line in lines:
         if not line.strip() or line.startswith("-DOCSTART-"):
@@ -191,7 +211,7 @@ def read_conll(path: str) -> Tuple[List[NerExample], ReadStats]:
 def read_squad(path: str) -> Tuple[List[SquadExample], ReadStats, str]:
     """SQuAD v1.1/v2.0 JSON; returns examples, stats and the version string."""
     stats = ReadStats()
-    with _open(path) as f:
+    with _open(path, stats) as f:
         try:
             data = json.load(f)
         except ValueError as e:
@@ -214,6 +234,8 @@ def read_squad(path: str) -> Tuple[List[SquadExample], ReadStats, str]:
                 if answers and not ok:
                     stats.skip("answer text not at answer_start")
                     continue
+                stats.repair("answers not at their answer_start, dropped (the question kept "
+                             "with its other answers)", len(answers) - len(ok))
                 out.append(SquadExample(str(qa.get("id", stats.read)), qa["question"], context,
                                         ok, impossible))
     return out, stats, str(data.get("version", ""))

@@ -329,3 +329,19 @@ def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(tiny_dataset,
         assert p.returncode == 0, err[-3000:]
     assert f"at step {step}" in outputs[0] and f"at step {step}" in outputs[1]
     assert logged_steps(out) == list(range(1, 81))
+
+
+def test_resume_cuts_the_log_back_but_deletes_only_a_last_line_cut_by_the_kill(tmp_path, capsys):
+    import types
+
+    from model.engine import Engine
+    log = tmp_path / "train_log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (1, 2))
+                   + "a note someone added\n" + json.dumps({"step": 3}) + "\n"
+                   + json.dumps({"step": 4}) + "\n" + '{"step": 5, "lo')
+    Engine._truncate_log(types.SimpleNamespace(output_dir=str(tmp_path)), 3)
+    assert log.read_text().splitlines() == [
+        json.dumps({"step": 1, "loss": 1.0}), json.dumps({"step": 2, "loss": 1.0}),
+        "a note someone added", json.dumps({"step": 3})]
+    assert f"warning: {log} has 1 line(s) that are not a step's record; kept" in \
+        capsys.readouterr().err

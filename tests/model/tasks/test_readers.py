@@ -63,3 +63,32 @@ def test_conll_and_squad():
     assert version == "v2.0" and [e.qid for e in examples] == ["q1", "q2", "q3"]
     assert examples[0].answers == [("at dawn", 27), ("dawn", 30)]
     assert examples[2].is_impossible and examples[2].answers == []
+
+
+def test_nothing_is_changed_or_dropped_silently(tmp_path):
+    """A missing second text is skipped (never the text "None"); invalid UTF-8 is decoded
+    with U+FFFD and counted; a SQuAD answer not at its answer_start is dropped and counted
+    (the question stays, with its other answers)."""
+    (tmp_path / "pairs.jsonl").write_text("\n".join(json.dumps(r) for r in (
+        {"q": "x", "p": "y", "y": 1}, {"q": "x", "p": None, "y": 0}, {"q": "x", "y": 0})) + "\n")
+    examples, stats = D.read_table(str(tmp_path / "pairs.jsonl"), "q", "p", "y")
+    assert [(e.text_a, e.text_b) for e in examples] == [("x", "y")]
+    assert stats.reasons == {"no text in 'p'": 2}
+    (tmp_path / "short.csv").write_text("a,b,label\none,two,1\nthree\n")  # a row cut short
+    examples, stats = D.read_table(str(tmp_path / "short.csv"), "a", "b", "label")
+    assert len(examples) == 1 and stats.reasons == {"no text in 'b'": 1}
+
+    (tmp_path / "latin1.csv").write_bytes("text,label\ncaf\u00e9,1\nplain,0\n".encode("latin-1"))
+    examples, stats = D.read_table(str(tmp_path / "latin1.csv"), "text", "", "label")
+    assert [e.text_a for e in examples] == ["caf\ufffd", "plain"]
+    assert stats.repaired == {"lines with invalid UTF-8 (bytes replaced by U+FFFD)": 1}
+    assert stats.skipped == 0
+
+    squad = json.loads((FIXTURES / "squad" / "dev-v2.0.json").read_text())
+    qa = squad["data"][0]["paragraphs"][0]["qas"][0]
+    qa["answers"].append({"text": "dawn", "answer_start": 2})  # not where the text is
+    (tmp_path / "squad.json").write_text(json.dumps(squad))
+    examples, stats, _ = D.read_squad(str(tmp_path / "squad.json"))
+    assert examples[0].answers == [("at dawn", 27), ("dawn", 30)] and stats.skipped == 0
+    assert stats.repaired == {"answers not at their answer_start, dropped (the question kept "
+                              "with its other answers)": 1}
