@@ -143,7 +143,8 @@ class RegressionTask(_SentenceTask):
             gold = [float(e.label) for e in data.examples]
             scores["pearson"] = M.pearson(gold, list(pred))
             scores["spearman"] = M.spearman(gold, list(pred))
-        return scores, [{"score": round(float(p), 4)} for p in pred]
+        # float32's 7 significant digits: the file is enough to recompute the metrics
+        return scores, [{"score": float(f"{p:.7g}")} for p in pred]
 
     def serving_outputs(self, model, inputs):
         return {"score": tf.cast(model(inputs, training=False)["score"], tf.float32)}

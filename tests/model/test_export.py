@@ -331,3 +331,24 @@ def test_raw_text_masked_lm_memory_is_what_the_request_asks(tmp_path):
     assert result["grown_mb"] < 400, result  # the encoder's activations, not logits
     assert "[at most 1024 strings per request to this signature: split the batch]" in \
         result["error"], result
+
+
+def test_the_verifier_refuses_an_export_that_differs_from_the_keras_model(pretrained_tiny,
+                                                                          tmp_path, monkeypatch):
+    """The verification is what stands between a wrong SavedModel and TF Serving: make the
+    written SavedModels differ from the Keras model (a 1e-3 shift of the token embeddings
+    after writing, far above the 1e-5 tolerance) and the export must be refused, with
+    nothing published."""
+    import model.exporter as exporter
+    real = exporter.verify_export
+
+    def after_a_change(serving, hub_encoder, staged):
+        table = next(w for w in serving.keras_model.weights if "token_embedding" in w.path)
+        table.assign(table + 1e-3)
+        return real(serving, hub_encoder, staged)
+
+    monkeypatch.setattr(exporter, "verify_export", after_a_change)
+    with pytest.raises(exporter.ExportError, match=r"a client's output differs from the Keras "
+                                                   r"model: \S+ by [\d.e+-]+ \(> 1e-05\)"):
+        exporter.export_model(str(pretrained_tiny), str(tmp_path / "e"))
+    assert [p for p in os.listdir(tmp_path / "e")] == [f".staging-{pretrained_tiny.name}-1"]

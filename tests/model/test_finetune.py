@@ -1,6 +1,7 @@
 """model.finetune on every task type, in the published file formats; exports that agree."""
 
 import json
+import os
 import random
 
 import numpy as np
@@ -34,7 +35,12 @@ def test_glue_tasks(task, folder, dev, metrics, tmp_path):
     assert len(result["dev"]) == len(dev.split(","))
     for path, scores in result["dev"].items():
         assert set(scores) == metrics, path
-        assert all(-1.0 <= v <= 1.0 for v in scores.values())
+        # Every metric recomputed here, independently, from the predictions file and the
+        # gold labels (model/metrics.py itself is checked on hand-made sets in test_metrics)
+        name = os.path.splitext(os.path.basename(path))[0]
+        predicted = [json.loads(line) for line in
+                     (tmp_path / f"predictions_{name}.jsonl").read_text().splitlines()]
+        assert scores == pytest.approx(independent_scores(task, path, predicted), abs=2e-6)
         rows = len(open(path).read().strip().splitlines()) - (task != "cola")
         name = path.rsplit("/", 1)[1][:-4]
         assert len((tmp_path / f"predictions_{name}.jsonl").read_text().splitlines()) == rows
@@ -48,6 +54,33 @@ def test_glue_tasks(task, folder, dev, metrics, tmp_path):
         info = assert_served_by_every_client(tmp_path / "x", "sts", pairs=True)
         assert info["jit_compile"] and info["seq_length"] == 32
         assert sorted(info["signatures"]["serving_default"]["outputs"]) == ["input_ids", "score"]
+
+
+def independent_scores(task, path, predicted) -> dict:
+    """GLUE's metrics from first principles: the confusion counts and numpy."""
+    from model.tasks.readers import read_glue
+    gold = [e.label for e in read_glue(task, path)[0]]
+    assert len(gold) == len(predicted) >= 2
+    if task == "stsb":
+        x, y = np.array([float(g) for g in gold]), np.array([p["score"] for p in predicted])
+        ranks = [np.argsort(np.argsort(v)) for v in (x, y)]  # the fixtures have no ties
+        return {"pearson": float(np.corrcoef(x, y)[0, 1]),
+                "spearman": float(np.corrcoef(*ranks)[0, 1])}
+    labels = [p["label"] for p in predicted]
+    out = {"accuracy": sum(g == p for g, p in zip(gold, labels)) / len(gold)}
+    if task == "mnli":
+        return out
+    # the positive class is the second of the sorted training labels ("1", not_entailment)
+    pos = sorted({e.label for e in read_glue(task, path.replace(
+        os.path.basename(path), "train.tsv"))[0]})[1]
+    tp = sum(g == pos and p == pos for g, p in zip(gold, labels))
+    fp = sum(g != pos and p == pos for g, p in zip(gold, labels))
+    fn = sum(g == pos and p != pos for g, p in zip(gold, labels))
+    tn = len(gold) - tp - fp - fn
+    out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    denominator = ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)) ** 0.5
+    out["mcc"] = (tp * tn - fp * fn) / denominator if denominator else 0.0
+    return out
 
 
 def _sentiment_rows(n, seed):
