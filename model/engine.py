@@ -3,8 +3,8 @@
 A custom loop (as Model Garden's) rather than `model.fit`. It owns, for
 every task alike: the strategy and `strategy.scope()`, the distributed step
 (each replica's loss terms divided by their all-reduced counts, gradients
-summed over replicas and then clipped as one global norm), gradient
-accumulation, mixed precision with loss scaling, XLA, checkpoints every N
+summed over replicas and then clipped as one global norm, after accumulation),
+gradient accumulation, mixed precision with loss scaling, XLA, checkpoints every N
 steps with resume after a crash (model, optimizer, the dropout RNG state),
 TensorBoard and JSON-lines logs, the console progress line with an ETA, the
 NaN stop, and preemption: on SIGTERM or SIGINT (a spot VM reclaimed, a pod
@@ -192,12 +192,7 @@ class Engine:
         # The same seed gives the same initial weights, whatever the strategy.
         keras.utils.set_random_seed(c.seed)
         self.replicas = self.strategy.num_replicas_in_sync
-        accum = c.optimizer.gradient_accumulation_steps
-        if c.train_batch_size % (self.replicas * accum):
-            raise TrainingError(
-                f"--train_batch_size {c.train_batch_size} is not divisible by {self.replicas} "
-                f"replica(s) x {accum} accumulation step(s)")
-        self.micro_batch = c.train_batch_size // accum  # global, per micro-step
+        self._set_micro_batch(c.optimizer.gradient_accumulation_steps)
         resolver = getattr(self.strategy, "cluster_resolver", None)
         task_type = getattr(resolver, "task_type", None)
         task_id = getattr(resolver, "task_id", 0) or 0
@@ -214,6 +209,15 @@ class Engine:
 
     # -- set-up ---------------------------------------------------------------
 
+    def _set_micro_batch(self, accum: int) -> None:
+        """The global batch of one micro-step (what the input pipeline must give)."""
+        batch = self.config.train_batch_size
+        if batch % (self.replicas * accum):
+            raise TrainingError(
+                f"--train_batch_size {batch} is not divisible by {self.replicas} "
+                f"replica(s) x {accum} accumulation step(s)")
+        self.micro_batch = batch // accum  # global, per micro-step
+
     def build(self, task, optimizer: Optional[OptimizerConfig] = None) -> keras.Model:
         """The task's model and the optimizer, inside the strategy's scope.
 
@@ -224,6 +228,8 @@ class Engine:
         c = self.config
         if optimizer is not None:
             c = self.config = dataclasses.replace(c, optimizer=optimizer)
+            # Fine-tuning's input pipeline is sized from micro_batch after this call.
+            self._set_micro_batch(optimizer.gradient_accumulation_steps)
         # Layers take the dtype policy when they are built: set it for this model
         # only, not for whatever the process builds next.
         previous = keras.mixed_precision.dtype_policy()
@@ -234,7 +240,7 @@ class Engine:
         finally:
             keras.mixed_precision.set_dtype_policy(previous)
         with self.strategy.scope():
-            self.optimizer = build_optimizer(c.optimizer)
+            self.optimizer = build_optimizer(c.optimizer, replicas=self.replicas)
             if c.mixed_precision == "mixed_float16":
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             get_vars = getattr(task, "trainable_variables", None)
@@ -385,7 +391,6 @@ class Engine:
 
     def _train_step_fn(self, task):
         scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-        clip_norm = self.config.optimizer.clip_norm
         variables, optimizer = self.variables, self.optimizer
 
         def replica_step(batch, stop):
@@ -399,15 +404,13 @@ class Engine:
                 raise TrainingError(f"no gradient reaches {len(unused)} trained variable(s) "
                                     f"({', '.join(unused[:3])}): the task's "
                                     "trainable_variables() must leave them out")
-            # Sum over replicas here, clip the global gradient, and hand each
-            # replica 1/n of it: the optimizer sums again (Keras 3 would clip
-            # each replica's part before summing, which is not BERT's clip).
+            # Sum over replicas here and hand each replica 1/n of the sum: the
+            # optimizer sums again, and clips each replica's part at clip_norm / n
+            # (model/optimization.py), after accumulating micro-steps: BERT's clip of
+            # the global gradient (Keras alone would clip each replica's own part).
             ctx = tf.distribute.get_replica_context()
             grads = [tf.convert_to_tensor(g) for g in grads]  # embedding grads are sparse
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-            if clip_norm:
-                threshold = clip_norm * (optimizer.scale_loss(1.0) if scaled else 1.0)
-                grads, _ = tf.clip_by_global_norm(grads, threshold)
             grads = [g / ctx.num_replicas_in_sync for g in grads]
             optimizer.apply_gradients(zip(grads, variables))
             # A stop signal that reached any worker: summed over the replicas with the

@@ -112,8 +112,11 @@ class Finetuner:
     def __init__(self, c: FinetuneConfig):
         self.c = c
         try:  # devices and strategy before anything starts TensorFlow's runtime
-            self.engine = Engine(engine_config(c), c.output_dir,
-                                 checkpoint_dir=os.path.join(c.output_dir, "train_state"))
+            # The accumulation is known now (the step count only once the data is read):
+            # the batch's divisibility is checked before anything is read.
+            self.engine = Engine(engine_config(dataclasses.replace(c, optimizer=OptimizerConfig(
+                gradient_accumulation_steps=c.gradient_accumulation_steps))), c.output_dir,
+                checkpoint_dir=os.path.join(c.output_dir, "train_state"))
         except TrainingError as e:
             raise FinetuneError(str(e)) from None
         if c.init_checkpoint.lower() == "none":

@@ -45,8 +45,8 @@ BETA_1 = 0.9  # OptimizerConfig's default, which both runs use
 def optimizer_slots(checkpoint: str) -> list:
     """[(weight, first moment, second moment)] of every variable the optimizer trains.
 
-    Keras 3's optimizer keeps [iterations, m_0, v_0, m_1, v_1, ...] in `_variables`
-    (adam.py: add_optimizer_variables interleaves them); the checkpoint's object graph
+    Keras 3's optimizer keeps [iterations, (accumulators,) m_0, v_0, m_1, v_1, ...] in
+    `_variables` (adam.py: add_optimizer_variables interleaves them); the object graph
     resolves each to its key (a variable is saved once, under its first path)."""
     reader = tf.train.load_checkpoint(checkpoint)
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
@@ -61,11 +61,15 @@ def optimizer_slots(checkpoint: str) -> list:
 
     optimizer = child(0, "optimizer")
     trained, slots = child(optimizer, "_trainable_variables"), child(optimizer, "_variables")
+    n = len(graph.nodes[trained].children)
+    # with gradient accumulation, one accumulator per variable comes first
+    first = len(graph.nodes[slots].children) - 2 * n
+    assert first in (1, 1 + n), (first, n)
     out = []
     while child(trained, str(len(out))) is not None:
         i = len(out)
-        w, m, v = (value(child(trained, str(i))), value(child(slots, str(1 + 2 * i))),
-                   value(child(slots, str(2 + 2 * i))))
+        w, m, v = (value(child(trained, str(i))), value(child(slots, str(first + 2 * i))),
+                   value(child(slots, str(first + 1 + 2 * i))))
         assert w.shape == m.shape == v.shape, f"slot {i}: {w.shape} {m.shape} {v.shape}"
         out.append((w, m, v))
     assert len(out) > 20, f"{checkpoint}: {len(out)} trained variables"

@@ -216,3 +216,21 @@ def test_a_missing_best_epoch_checkpoint_is_an_error_not_the_last_epochs_weights
     with pytest.raises(FinetuneError, match=r"the best epoch's checkpoint \(.*/checkpoints/"
                                             r"ckpt-12, epoch 1 in history.json\) is missing"):
         finetune(config)
+
+
+@pytest.mark.multiprocess
+def test_accumulating_two_micro_batches_trains_as_one_batch_of_twice_the_size(tmp_path):
+    """--gradient_accumulation_steps 2 at batch 8 (micro-batches of 4) against batch 8 in one
+    go: the same gradient at step 1 and the same trajectory, within the float32 bounds of
+    tests/model/equivalence.py (classification weighs every example alike, so the mean of
+    the two micro-batches' mean losses is the batch's). The clip is on the accumulated
+    gradient, as BERT's; each micro-step's clipped separately, step 1 differed by half the
+    gradient's norm."""
+    data = sentiment_files(tmp_path / "data")
+    common = ["--num_train_epochs", 2, "--dropout", 0, "--mixed_precision", "float32",
+              "--save_checkpoints_steps", 1, "--keep_checkpoint_max", 24, "--strategy",
+              "one_device"]
+    run_module("model.finetune", *args(data, tmp_path / "one", *common))
+    run_module("model.finetune", *args(data, tmp_path / "accumulated", *common,
+                                       "--gradient_accumulation_steps", 2))
+    assert_same_training(tmp_path / "one", tmp_path / "accumulated", **SAME_TRAINING)

@@ -85,3 +85,27 @@ def test_xla_and_float16_loss_scaling_train(tmp_path, extra):
     ds = make_dataset_dir(tmp_path / "ds")
     results = pretrain(tiny_config(ds, tmp_path / "m", **extra))
     assert np.isfinite(results["loss"]) and results["loss"] > 0
+
+
+def test_lamb_scales_each_tensors_step_by_its_trust_ratio(tmp_path):
+    """LAMB's layer-wise trust ratio ||w|| / ||update||: after one float32 step at learning
+    rate lr, every tensor with weights (not a zero-initialized bias) has moved by exactly
+    lr x ||w|| (AdamW's step would be about lr per element, whatever ||w||). Tensors that
+    take weight decay move lr x wd x ||w|| more at most, hence 1.5 x wd relative."""
+    ds = make_dataset_dir(tmp_path / "ds")
+    lr, wd = 1e-2, 0.01
+    trainer = Pretrainer(tiny_config(ds, tmp_path / "m", mixed_precision="float32",
+                                     optimizer=OptimizerConfig(
+                                         optimizer="lamb", learning_rate=lr, num_train_steps=1,
+                                         num_warmup_steps=0, weight_decay=wd)))
+    before = [np.array(v) for v in trainer.engine.variables]
+    trainer.run()
+    checked = 0
+    for v, w in zip(trainer.engine.variables, before):
+        norm = np.linalg.norm(w)
+        if norm == 0:
+            continue
+        moved = np.linalg.norm(np.array(v) - w)
+        assert moved == pytest.approx(lr * norm, rel=1.5 * wd + 1e-4), v.path
+        checked += 1
+    assert checked > 10
