@@ -91,3 +91,12 @@ def signal_at(commands, when: str, sig=signal.SIGTERM, to: int = 0, again: bool 
     assert sent, f"no line starting with {when!r} before the processes ended:\n" \
                  f"{path.read_text()[-3000:]}"
     return [(p.returncode, (tmp / f"stderr-{i}.txt").read_text()) for i, p in enumerate(procs)]
+
+
+def error_line(stderr: str) -> str:
+    """The last line of a failed command: its one error line (absl's flag errors add a
+    fixed hint after theirs, which is skipped)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if lines and lines[-1] == "Pass --helpshort or --helpfull to see help on flags.":
+        lines.pop()
+    return lines[-1] if lines else ""

@@ -15,7 +15,8 @@ import tensorflow as tf
 from model.optimization import OptimizerConfig
 from model.engine import EXIT_PREEMPTED, TrainingError
 from model.pretraining import PretrainConfig, pretrain
-from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module, signal_at
+from tests.conftest import (FIXTURES, ROOT, error_line, kill_when_written, run_module,
+                            signal_at)
 from tests.model.equivalence import assert_same_training
 from tests.model.conftest import TINY
 
@@ -78,7 +79,8 @@ def test_user_errors_are_one_line(tiny_dataset, tmp_path):
         if name != "COMPLETED":
             (incomplete / name).write_bytes((tiny_dataset / name).read_bytes())
     proc = run_module("model.pretrain", *pretrain_args(incomplete, tmp_path / "c"), check=False)
-    assert proc.returncode == 1 and f"pretrain: {incomplete} has no COMPLETED file" in proc.stderr
+    assert proc.returncode == 1 and \
+        error_line(proc.stderr).startswith(f"pretrain: {incomplete} has no COMPLETED file")
     assert "Traceback" not in proc.stderr
 
 
@@ -260,8 +262,7 @@ def test_vocabulary_and_flag_mistakes_are_one_line(tiny_dataset, tmp_path):
                           check=False)
         assert proc.returncode != 0, extra
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert expected in proc.stderr.strip().splitlines()[-1] or \
-            expected in proc.stderr, (extra, proc.stderr[-800:])
+        assert expected in error_line(proc.stderr), (extra, proc.stderr[-800:])
 
 
 # -- preemption (issue 25) ------------------------------------------------------

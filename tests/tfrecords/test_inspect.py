@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import FIXTURES, run_module
+from tests.conftest import FIXTURES, error_line, run_module
 from tests.tfrecords.helpers import write_dataset
 
 
@@ -42,7 +42,7 @@ def test_inspect_errors_are_one_line_and_exit_1(tmp_path):
     (tmp_path / "COMPLETED").unlink()
     proc = run_module("tfrecords.inspect", tmp_path, check=False)
     assert proc.returncode == 1
-    assert f"error: {tmp_path} has no COMPLETED file" in proc.stderr
+    assert error_line(proc.stderr).startswith(f"error: {tmp_path} has no COMPLETED file")
     assert "Traceback" not in proc.stderr
 
 
