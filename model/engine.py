@@ -37,6 +37,7 @@ from typing import Callable, Dict, Optional
 import keras
 import tensorflow as tf
 
+from model import storage
 from model.distribute import make_strategy, split_cpu
 from model.optimization import OptimizerConfig, build_optimizer
 
@@ -361,9 +362,7 @@ class Engine:
             print(f"warning: {path} has {foreign} line(s) that are not a step's record; kept",
                   file=sys.stderr, flush=True)
         if len(kept) != len(lines):
-            with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-                f.write("".join(line + "\n" for line in kept))
-            tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+            storage.write_text(path, "".join(line + "\n" for line in kept))
 
     def save(self, step: int) -> None:
         if self.manager.latest_checkpoint != os.path.join(self.manager.directory,
@@ -496,8 +495,8 @@ class Engine:
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)
         if self.is_chief:  # the same figures as JSON lines, for scripts and reports
-            with open(os.path.join(self.output_dir, "train_log.jsonl"), "a") as f:
-                f.write(json.dumps(dict(step=step, **metrics)) + "\n")
+            storage.append_line(storage.join(self.output_dir, "train_log.jsonl"),
+                                json.dumps(dict(step=step, **metrics)))
         print(f"step {step}/{total} " + " ".join(f"{k} {v:.4g}" for k, v in metrics.items())
               + f" eta {datetime.timedelta(seconds=round(eta))}", file=sys.stderr, flush=True)
         return metrics

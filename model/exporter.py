@@ -10,12 +10,12 @@ their version directories.
 import dataclasses
 import json
 import os
-import shutil
 import sys
 from typing import Dict, Optional
 
 import tensorflow as tf
 
+from model import storage
 from model.export_check import ClientError
 from model.export_verify import ExportError, verify_export
 from model.hub_export import HubEncoder, HubPreprocessor
@@ -115,8 +115,8 @@ def _next_version(export_dir: str, name: str) -> int:
     versions = []
     for sub in (name, f"{name}_token_ids", f"{name}_encoder", f"{name}_preprocessor"):
         base = os.path.join(export_dir, sub)
-        if os.path.isdir(base):
-            versions += [int(d) for d in os.listdir(base) if d.isdigit()]
+        if storage.isdir(base):
+            versions += [int(d) for d in storage.listdir(base) if d.isdigit()]
     return max(versions, default=0) + 1
 
 
@@ -188,11 +188,11 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
              "token_ids_only": os.path.join(export_dir, f"{name}_token_ids", str(version)),
              "encoder": os.path.join(export_dir, f"{name}_encoder", str(version)),
              "preprocessor": os.path.join(export_dir, f"{name}_preprocessor", str(version))}
-    taken = [p for p in final.values() if os.path.exists(p)]
+    taken = [p for p in final.values() if storage.exists(p)]
     if taken:
         raise ExportError(f"{taken[0]} exists; pass another --version")
     staging = os.path.join(export_dir, f".staging-{name}-{version}")
-    shutil.rmtree(staging, ignore_errors=True)
+    storage.rmtree(staging)
     staged = {k: os.path.join(staging, k) for k in final}
 
     serving = ServingModule(md, task, model, seq_length, max_predictions, top_k,
@@ -208,7 +208,8 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
     hub_preprocessor.write(staged["preprocessor"])
     print(f"Wrote 4 SavedModels in {staging}", file=sys.stderr, flush=True)
 
-    info = {"kind": md.kind, "model_dir": os.path.abspath(model_dir), "name": name,
+    info = {"kind": md.kind, "model_dir": model_dir if storage.is_remote(model_dir) else
+            os.path.abspath(model_dir), "name": name,
             "version": version, "seq_length": seq_length, "trained_seq_length": trained_at,
             "model": md.config["model"], "do_lower_case": md.do_lower_case,
             "tensorflow": tf.__version__, "tensorflow_text": _tf_text_version(),
@@ -219,14 +220,11 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
         except (ExportError, ClientError) as e:
             raise ExportError(f"{e} (the unverified export is left in {staging})") from None
     # Beside the graph, where SavedModel keeps extra files: one record per version.
-    extra = os.path.join(staged["serving"], "assets.extra")
-    os.makedirs(extra, exist_ok=True)
-    with open(os.path.join(extra, "export.json"), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+    storage.write_text(os.path.join(staged["serving"], "assets.extra", "export.json"),
+                       json.dumps(info, indent=2, sort_keys=True))
     for key, path in final.items():
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.replace(staged[key], path)
-    shutil.rmtree(staging, ignore_errors=True)
+        storage.move_tree(staged[key], path)
+    storage.rmtree(staging)
     return info
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.encoder import BERT_INPUTS
+from model import storage
 from model.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.finetune_report import report
 from model.model_dir import (DEFAULT_SEQ_LENGTH, ModelDirError, open_model_dir, restore_encoder,
@@ -315,19 +316,16 @@ class Finetuner:
         return bool(patience and best and self.history[-1]["epoch"] - best["epoch"] >= patience)
 
     def _read_history(self) -> list:
-        path = os.path.join(self.c.output_dir, "history.json")
-        if not os.path.exists(path):
+        path = storage.join(self.c.output_dir, "history.json")
+        if not storage.exists(path):
             return []
-        with open(path) as f:
-            return json.load(f)
+        return json.loads(storage.read_text(path))
 
     def _write_history(self):
         if not self.engine.is_chief:
             return
-        path = os.path.join(self.c.output_dir, "history.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(self.history, f, indent=1)
-        os.replace(path + ".tmp", path)
+        storage.write_text(storage.join(self.c.output_dir, "history.json"),
+                           json.dumps(self.history, indent=1))
 
     def _finish(self, best: dict, total: int, seconds: float) -> dict:
         c, task = self.c, self.task
@@ -354,22 +352,26 @@ class Finetuner:
                             max_seq_length=self.seq_length,
                             extra={"task": task.config(), "finetuning": _as_json(
                                 dataclasses.replace(c, optimizer=self.engine.config.optimizer))})
-            with open(os.path.join(c.output_dir, "metrics.json"), "w") as f:
-                json.dump(result, f, indent=2, sort_keys=True)
-            with open(os.path.join(c.output_dir, "report.md"), "w") as f:
-                f.write(report(result))
+            storage.write_text(storage.join(c.output_dir, "metrics.json"),
+                               json.dumps(result, indent=2, sort_keys=True))
+            storage.write_text(storage.join(c.output_dir, "report.md"), report(result))
         print(f"Best epoch {best['epoch']}: dev {task.primary_metric} "
               f"{best['dev'][task.primary_metric]:.4f}; model, metrics.json and report.md in "
               f"{c.output_dir}", file=sys.stderr, flush=True)
         return result
 
     def _loss_log(self) -> list:
-        path = os.path.join(self.c.output_dir, "train_log.jsonl")
-        if not os.path.exists(path):
+        path = storage.join(self.c.output_dir, "train_log.jsonl")
+        if not storage.exists(path):
             return []
-        with open(path) as f:
-            return [{"step": r["step"], "loss": round(r["loss"], 5)}
-                    for r in map(json.loads, f) if "loss" in r]
+        records = []
+        for line in storage.read_text(path).splitlines():
+            try:  # a line someone added to the log is not a step's record
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return [{"step": r["step"], "loss": round(r["loss"], 5)}
+                for r in records if isinstance(r, dict) and "loss" in r]
 
     # -- scoring -------------------------------------------------------------
 
@@ -403,10 +405,9 @@ class Finetuner:
         scores, records = self.task.score(self.predict(data), data)
         if write:
             name = os.path.splitext(os.path.basename(data.path))[0]
-            with open(os.path.join(self.c.output_dir, f"predictions_{name}.jsonl"), "w",
-                      encoding="utf-8") as f:
-                for r in records:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            storage.write_text(storage.join(self.c.output_dir, f"predictions_{name}.jsonl"),
+                               "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                       for r in records))
         scores = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in scores.items()}
         return scores if data.labelled else {"predictions": len(records)}
 

@@ -24,6 +24,8 @@ from typing import Dict, Optional
 import numpy as np
 from absl import app, flags
 
+from model import storage
+
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
                   "gelu_pytorch_tanh": "gelu_approximate", "relu": "relu"}
 TF1_ACTIVATIONS = {"gelu": "gelu_approximate", "relu": "relu"}  # google-research's gelu is tanh
@@ -35,8 +37,9 @@ class CheckpointImportError(Exception):
 
 def _read_json(path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        if not storage.isfile(path):
+            raise FileNotFoundError(path)
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
         raise CheckpointImportError(f"{path} not found") from None
     except ValueError as e:
@@ -72,26 +75,27 @@ def _model_config(cfg: dict, activations: dict, source: str):
 
 
 def _read_hf(checkpoint_dir: str):
-    config_path = os.path.join(checkpoint_dir, "config.json")
+    config_path = storage.join(checkpoint_dir, "config.json")
     cfg = _model_config(_read_json(config_path), HF_ACTIVATIONS, config_path)
-    st = os.path.join(checkpoint_dir, "model.safetensors")
-    bin_ = os.path.join(checkpoint_dir, "pytorch_model.bin")
-    if os.path.isfile(st):
-        from safetensors.numpy import load_file
+    st = storage.join(checkpoint_dir, "model.safetensors")
+    bin_ = storage.join(checkpoint_dir, "pytorch_model.bin")
+    if storage.isfile(st):
+        from safetensors.numpy import load
 
         try:
-            raw = load_file(st)
+            raw = load(storage.read_bytes(st))  # a local file or an object
         except Exception as e:  # safetensors raises its own types
             raise CheckpointImportError(f"{st}: cannot read ({e})") from None
         weights_file = st
-    elif os.path.isfile(bin_):
+    elif storage.isfile(bin_):
         try:
             import torch
         except ImportError:
             raise CheckpointImportError(f"{bin_} is a PyTorch pickle, which needs torch "
                                         "installed; or convert it to model.safetensors") from None
-        raw = {k: v.float().numpy() for k, v in
-               torch.load(bin_, map_location="cpu", weights_only=True).items()}
+        import io
+        raw = {k: v.float().numpy() for k, v in torch.load(
+            io.BytesIO(storage.read_bytes(bin_)), map_location="cpu", weights_only=True).items()}
         weights_file = bin_
     else:
         raise CheckpointImportError(
@@ -106,11 +110,11 @@ def _read_hf(checkpoint_dir: str):
 
 
 def _hf_lower_case(checkpoint_dir: str) -> Optional[bool]:
-    path = os.path.join(checkpoint_dir, "tokenizer_config.json")
-    if os.path.isfile(path) and "do_lower_case" in _read_json(path):
+    path = storage.join(checkpoint_dir, "tokenizer_config.json")
+    if storage.isfile(path) and "do_lower_case" in _read_json(path):
         return bool(_read_json(path)["do_lower_case"])
-    path = os.path.join(checkpoint_dir, "tokenizer.json")
-    if os.path.isfile(path):
+    path = storage.join(checkpoint_dir, "tokenizer.json")
+    if storage.isfile(path):
         normalizer = _read_json(path).get("normalizer") or {}
         if "lowercase" in normalizer:
             return bool(normalizer["lowercase"])
@@ -136,12 +140,12 @@ def _tf1_name(name: str) -> Optional[str]:
 def _read_tf1(checkpoint_dir: str):
     import tensorflow as tf
 
-    config_path = os.path.join(checkpoint_dir, "bert_config.json")
+    config_path = storage.join(checkpoint_dir, "bert_config.json")
     cfg = _model_config(_read_json(config_path), TF1_ACTIVATIONS, config_path)
     prefix = tf.train.latest_checkpoint(checkpoint_dir)
     if not prefix:
-        candidate = os.path.join(checkpoint_dir, "bert_model.ckpt")
-        prefix = candidate if os.path.exists(candidate + ".index") else None
+        candidate = storage.join(checkpoint_dir, "bert_model.ckpt")
+        prefix = candidate if storage.exists(candidate + ".index") else None
     if not prefix:
         raise CheckpointImportError(f"{checkpoint_dir} has no bert_model.ckpt.index")
     reader = tf.train.load_checkpoint(prefix)
@@ -238,14 +242,14 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
 
     if fmt not in ("hf", "tf1"):
         raise CheckpointImportError(f"--format must be hf or tf1, got {fmt!r}")
-    if not os.path.isdir(checkpoint_dir):
+    if not storage.isdir(checkpoint_dir):
         raise CheckpointImportError(f"--checkpoint_dir {checkpoint_dir} is not a directory")
-    if os.path.exists(os.path.join(output_dir, "config.json")) and not overwrite:
+    if storage.exists(storage.join(output_dir, "config.json")) and not overwrite:
         raise CheckpointImportError(
             f"{output_dir} already holds a model; pass --overwrite or another --output_dir")
     cfg, weights, weights_file, lower = (_read_hf if fmt == "hf" else _read_tf1)(checkpoint_dir)
-    vocab_path = os.path.join(checkpoint_dir, "vocab.txt")
-    if not os.path.isfile(vocab_path):
+    vocab_path = storage.join(checkpoint_dir, "vocab.txt")
+    if not storage.isfile(vocab_path):
         raise CheckpointImportError(f"{checkpoint_dir} has no vocab.txt")
     from tfrecords.shards import DatasetError
     from tfrecords.vocab import read_vocab
@@ -281,14 +285,15 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
                 f"({os.path.basename(checkpoint_dir)}) gives {tuple(var.shape)}")
         var.assign(value)
     kind = "pretrainer" if has_mlm else "encoder"
-    extra = {"source": {"format": fmt, "checkpoint_dir": os.path.abspath(checkpoint_dir),
+    extra = {"source": {"format": fmt, "checkpoint_dir": checkpoint_dir if storage.is_remote(
+                            checkpoint_dir) else os.path.abspath(checkpoint_dir),
                         "weights": os.path.basename(weights_file), "ignored": ignored}}
     if has_mlm:
         extra["dataset"] = {"next_sentence": has_nsp}
     write_model_dir(output_dir, kind=kind, model_config=cfg, vocab=vocab,
                     do_lower_case=do_lower_case, extra=extra)
     ckpt = tf.train.Checkpoint(model=model, encoder=encoder)
-    manager = tf.train.CheckpointManager(ckpt, os.path.join(output_dir, "checkpoints"), 1)
+    manager = tf.train.CheckpointManager(ckpt, storage.join(output_dir, "checkpoints"), 1)
     manager.save(checkpoint_number=0)
     print(f"Imported {weights_file} ({cfg.num_layers} layers, hidden {cfg.hidden_dim}, "
           f"hidden_act {cfg.hidden_act}, layer_norm_epsilon {cfg.layer_norm_epsilon}) into "

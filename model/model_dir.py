@@ -18,11 +18,11 @@ seed another model's encoder whatever heads either has.
 
 import dataclasses
 import json
-import os
 from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from model import storage
 from model.encoder import BertEncoder
 from model.presets import ConfigError, ModelConfig
 from tfrecords.shards import DatasetError
@@ -59,7 +59,7 @@ class ModelDir:
 
     @property
     def checkpoint_dir(self) -> str:
-        return os.path.join(self.path, "checkpoints")
+        return storage.join(self.path, "checkpoints")
 
     def latest_checkpoint(self) -> str:
         """The newest checkpoint's prefix; a clear error when there is none."""
@@ -95,18 +95,17 @@ def open_model_dir(path: str) -> ModelDir:
         >>> md.kind, md.model_config.num_layers  # doctest: +SKIP
         ('pretrainer', 2)
     """
-    config_path = os.path.join(path, "config.json")
-    if not os.path.isfile(config_path):
+    config_path = storage.join(path, "config.json")
+    if not storage.isfile(config_path):
         raise ModelDirError(f"{path} is not a model directory: no config.json "
                             "(made by model.pretrain, model.import_checkpoint or model.finetune)")
     try:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
+        config = json.loads(storage.read_text(config_path))
         model_config = ModelConfig.from_dict(config["model"])
     except (ValueError, KeyError, TypeError, ConfigError) as e:
         raise ModelDirError(f"{config_path}: not a model config ({e})") from None
-    vocab_file = os.path.join(path, "vocab.txt")
-    if not os.path.isfile(vocab_file):
+    vocab_file = storage.join(path, "vocab.txt")
+    if not storage.isfile(vocab_file):
         raise ModelDirError(f"{path} has no vocab.txt")
     try:
         vocab_size = len(read_vocab(vocab_file))
@@ -132,19 +131,17 @@ def write_model_dir(path: str, *, kind: str, model_config: ModelConfig, vocab: S
         max_seq_length: the length the model was trained at (0: unknown, e.g. an import).
         extra: what made the model ("training", "dataset", "source", "task", ...).
     """
-    os.makedirs(path, exist_ok=True)
+    storage.makedirs(path)
     inputs = {"max_seq_length": int(max_seq_length), "vocab_file": "vocab.txt",
               "vocab_size": len(vocab), "do_lower_case": bool(do_lower_case)}
     data = {"kind": kind, "model": dataclasses.asdict(model_config), "inputs": inputs,
             # Read by model directories of earlier versions of this project.
             "tokenizer": {"do_lower_case": bool(do_lower_case)}, "vocab_size": len(vocab)}
     data.update(extra or {})
-    tmp = os.path.join(path, ".config.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(vocab) + "\n")
-    os.replace(tmp, os.path.join(path, "config.json"))
+    # vocab.txt first: a config.json is the sign of a complete model directory
+    storage.write_text(storage.join(path, "vocab.txt"), "\n".join(vocab) + "\n")
+    storage.write_text(storage.join(path, "config.json"), json.dumps(data, indent=2,
+                                                                     sort_keys=True))
 
 
 def build_encoder(model_config: ModelConfig, name: str = "backbone") -> BertEncoder:

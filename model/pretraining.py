@@ -12,12 +12,12 @@ eval_results.json}.
 import dataclasses
 import json
 import math
-import os
 import sys
 from typing import Dict, Sequence, Tuple
 
 import tensorflow as tf
 
+from model import storage
 from model.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.model_dir import write_model_dir
 from model.presets import ConfigError, parse_overrides, resolve
@@ -168,11 +168,10 @@ class Pretrainer:
             c.preset or "bert_tiny", vocabulary_size=len(self.vocab), overrides=overrides)
 
     def _check_previous_run(self):
-        path = os.path.join(self.config.output_dir, "config.json")
-        if not os.path.exists(path):
+        path = storage.join(self.config.output_dir, "config.json")
+        if not storage.exists(path):
             return
-        with open(path) as f:
-            previous = json.load(f)
+        previous = json.loads(storage.read_text(path))
         if previous.get("model") != dataclasses.asdict(self.model_config):
             raise TrainingError(
                 f"{self.config.output_dir} holds a run of another model ({path}); use a new "
@@ -271,11 +270,10 @@ class Pretrainer:
         step = self.engine.step()
         if self.engine.is_chief:
             self.engine.write_summaries("eval", step, results)
-            with open(os.path.join(c.output_dir, "eval_results.json"), "w") as f:
-                held_out = split == "eval" or \
-                    c.eval_input_file.rstrip("/") != c.input_file.rstrip("/")
-                json.dump(dict(results, step=step, eval_split=split, held_out=held_out), f,
-                          indent=2)
+            held_out = split == "eval" or \
+                c.eval_input_file.rstrip("/") != c.input_file.rstrip("/")
+            storage.write_text(storage.join(c.output_dir, "eval_results.json"), json.dumps(
+                dict(results, step=step, eval_split=split, held_out=held_out), indent=2))
         print("eval " + " ".join(f"{k} {v:.4g}" for k, v in results.items()), file=sys.stderr,
               flush=True)
         return results

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from model import storage
 from model.engine import TrainingError
 from model.model_dir import ModelDir, ModelDirError, open_model_dir
 from model.presets import PRESETS, ModelConfig
@@ -63,13 +64,13 @@ class InitSource:
 
     @property
     def config_path(self) -> str:
-        return os.path.join(self.model_dir.path, "config.json") if self.model_dir else ""
+        return storage.join(self.model_dir.path, "config.json") if self.model_dir else ""
 
 
 def _model_dir_near(path: str) -> Optional[ModelDir]:
     """The model directory `path` is, or holds a checkpoint of (MODEL_DIR/checkpoints/ckpt-N)."""
     for candidate in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
-        if candidate and os.path.isfile(os.path.join(candidate, "config.json")):
+        if candidate and storage.isfile(storage.join(candidate, "config.json")):
             try:
                 return open_model_dir(candidate)
             except ModelDirError as e:
@@ -80,9 +81,9 @@ def _model_dir_near(path: str) -> Optional[ModelDir]:
 def find_source(argument: str) -> InitSource:
     """Resolves --init_checkpoint: a model directory, a checkpoint directory or a prefix."""
     path = argument.rstrip("/")
-    if os.path.isdir(path):
-        model_dir = _model_dir_near(path) if os.path.isfile(
-            os.path.join(path, "config.json")) else None
+    if storage.isdir(path):
+        model_dir = _model_dir_near(path) if storage.isfile(
+            storage.join(path, "config.json")) else None
         checkpoint = (model_dir and tf.train.latest_checkpoint(model_dir.checkpoint_dir)) or \
             tf.train.latest_checkpoint(path)
         if not checkpoint:

@@ -19,6 +19,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from model import storage
 from model.textfiles import INVALID_UTF8, read_text
 
 csv.field_size_limit(sys.maxsize)
@@ -84,7 +85,7 @@ class ReadStats:
 
 def _open(path: str, stats: ReadStats):
     """The file as a text stream (csv's newline="" semantics); invalid UTF-8 is counted."""
-    if not os.path.isfile(path):
+    if not storage.isfile(path):
         raise TaskDataError(f"{path} not found")
     try:
         text, bad = read_text(path)
