@@ -204,8 +204,46 @@ def _read_json(path: str):
         return json.loads(f.read().decode("utf-8"))
 
 
+class BeamObjects:
+    """The output lock's file operations through Beam's FileSystems (tfrecords/lock.py)."""
+
+    def read(self, path: str) -> Optional[str]:
+        if not FileSystems.exists(path):
+            return None
+        return _read_bytes(path).decode("utf-8")
+
+    def exists(self, path: str) -> bool:
+        return FileSystems.exists(path)
+
+    def write(self, path: str, text: str) -> None:
+        _write_text(path, text)
+
+    def remove(self, path: str) -> None:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
+def _read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        return f.read()
+
+
 def _delete_tree(path: str, keep: Optional[str] = None) -> None:
-    """Deletes a directory; with keep, everything in it but that file (the job's log)."""
+    """Deletes a directory; with keep, everything in it but that file (the job's log).
+
+    On an object store a "directory" is a name prefix: every object under `path/` is
+    deleted (Beam's GCS delete of `path` alone matches only an object of that name, which
+    left a dataset's _pieces/ and an old staging directory's files in place: seen on the
+    emulator)."""
+    if "://" in path:
+        under = [m.path for r in FileSystems.match([path.rstrip("/") + "/**"])
+                 for m in r.metadata_list]
+        under += [path] if FileSystems.exists(path) else []
+        if keep:
+            under = [name for name in under if not name.endswith("/" + keep)]
+        if under:
+            FileSystems.delete(under)
+        return
     if not FileSystems.exists(path):
         return
     if keep and "://" not in path and os.path.exists(os.path.join(path, keep)):
@@ -214,6 +252,16 @@ def _delete_tree(path: str, keep: Optional[str] = None) -> None:
                 FileSystems.delete([os.path.join(path, name)])
         return
     FileSystems.delete([path])
+
+
+def _tree_exists(path: str) -> bool:
+    """A directory exists; on an object store, when an object has its name as prefix (a
+    "directory" there is no object: FileSystems.exists says False, and an old dataset
+    was not moved aside before the new one came, leaving its extra shards: seen on the
+    emulator)."""
+    if "://" not in path:
+        return FileSystems.exists(path)
+    return any(r.metadata_list for r in FileSystems.match([path.rstrip("/") + "/**"]))
 
 
 def _move_tree(source: str, destination: str) -> None:
@@ -246,6 +294,9 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
     Returns the info.json dict written.
     """
     output_dir = config.output_dir.rstrip("/")
+    # The job's own file operations (inputs, the lock, staging, the swap) with the job's
+    # options (a project, credentials, --no_auth), as its workers' are.
+    FileSystems.set_options(PipelineOptions(list(beam_args or [])))
     files = match_inputs(config.input_file, config.input_format)
     try:
         vocab = load_vocab(config.vocab_file)
@@ -267,7 +318,7 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
         raise UsageError(str(e)) from None
     try:
         # Signals first: a second SIGTERM must not cut the lock's release short.
-        with StopSignals() as signals, OutputLock(output_dir):
+        with StopSignals() as signals, OutputLock(output_dir, objects=BeamObjects()):
             return _run_locked(config, beam_args, output_dir, files, spec, verbose, signals)
     except LockError as e:
         raise UsageError(str(e)) from None
@@ -415,13 +466,16 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
     # Make the dataset whole in staging (COMPLETED last), then swap it into place.
     for name in ("_pieces", "_summary.json", PROGRESS_DIR):
         _delete_tree(posixpath.join(staging, name))
-    FileSystems.copy([config.vocab_file], [posixpath.join(staging, VOCAB_FILE)])
+    # read and written (Beam's copy cannot go from one file system to another: a local
+    # vocabulary into a gs:// dataset)
+    with FileSystems.create(posixpath.join(staging, VOCAB_FILE)) as f:
+        f.write(_read_bytes(config.vocab_file))
     info = finalize_dataset(
         staging, spec=spec, generation=config.generation(), stats=stats,
         shards={split: sorted(e, key=lambda x: x["file"]) for split, e in shards.items()},
         inputs=[f"{fmt}:{path}" for path, _, fmt in files],
         write_file=_write_text)
-    if FileSystems.exists(output_dir):
+    if _tree_exists(output_dir):
         _move_tree(output_dir, replaced)
     _move_tree(staging, output_dir)
     _delete_tree(replaced)

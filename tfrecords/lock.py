@@ -35,10 +35,43 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class OutputLock:
-    """Context manager holding `<directory>.lock` for the duration of a write."""
+class GFileObjects:
+    """Whole-file operations on object stores through tf.io.gfile (the default)."""
 
-    def __init__(self, directory: str):
+    def read(self, path: str) -> Optional[str]:
+        import tensorflow as tf
+        try:
+            with tf.io.gfile.GFile(path, "r") as f:
+                return f.read()
+        except tf.errors.NotFoundError:
+            return None
+
+    def exists(self, path: str) -> bool:
+        import tensorflow as tf
+        return tf.io.gfile.exists(path)
+
+    def write(self, path: str, text: str) -> None:
+        import tensorflow as tf
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+
+    def remove(self, path: str) -> None:
+        import tensorflow as tf
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.remove(path)
+
+
+class OutputLock:
+    """Context manager holding `<directory>.lock` for the duration of a write.
+
+    Args:
+        objects: how lock files on object stores are read and written (read, exists,
+            write, remove); the pipeline passes Beam's FileSystems, so that the lock
+            goes where its job's files go, with the job's credentials.
+    """
+
+    def __init__(self, directory: str, objects=None):
+        self.objects = objects or GFileObjects()
         self.directory = directory.rstrip("/")
         self.path = self.directory + ".lock"
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(),
@@ -51,11 +84,15 @@ class OutputLock:
     def _read(self) -> Optional[dict]:
         """The owner the lock file names; None when the file is gone (its owner just
         released it), {} when it cannot be parsed (being written)."""
-        import tensorflow as tf
-        try:
-            with tf.io.gfile.GFile(self.path, "r") as f:
-                text = f.read()
-        except tf.errors.NotFoundError:
+        if self._remote():
+            text = self.objects.read(self.path)
+        else:
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    text = f.read()
+            except FileNotFoundError:
+                text = None
+        if text is None:
             return None
         try:
             return json.loads(text)
@@ -65,11 +102,9 @@ class OutputLock:
     def _create(self) -> bool:
         text = json.dumps(self.owner) + "\n"
         if self._remote():
-            import tensorflow as tf
-            if tf.io.gfile.exists(self.path):
+            if self.objects.exists(self.path):
                 return False
-            with tf.io.gfile.GFile(self.path, "w") as f:
-                f.write(text)
+            self.objects.write(self.path, text)
             return True
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
@@ -103,9 +138,7 @@ class OutputLock:
 
     def _remove(self):
         if self._remote():
-            import tensorflow as tf
-            if tf.io.gfile.exists(self.path):
-                tf.io.gfile.remove(self.path)
+            self.objects.remove(self.path)
         else:
             try:
                 os.remove(self.path)
