@@ -10,6 +10,13 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The suite uses at most 4 of the machine's cores, whatever it has (every process it
+# starts inherits the affinity): the pipeline's default runner starts one worker process
+# per usable core, which would be 64 processes per job on a 64-core machine.
+MAX_TEST_CORES = 4
+if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > MAX_TEST_CORES:
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:MAX_TEST_CORES])
 FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT))
 
