@@ -107,10 +107,10 @@ def move_tree(source: str, destination: str) -> None:
         os.makedirs(os.path.dirname(destination) or ".", exist_ok=True)
         os.replace(source, destination)
         return
-    for root, _, files in tf.io.gfile.walk(source):
-        for name in files:
-            src = posixpath.join(root, name)
-            dst = destination + src[len(source):]
-            tf.io.gfile.makedirs(posixpath.dirname(dst))
-            tf.io.gfile.rename(src, dst, overwrite=True)
+    names = [posixpath.join(root, name) for root, _, files in tf.io.gfile.walk(source)
+             for name in files]  # listed before anything moves
+    for src in names:
+        dst = destination + src[len(source):]
+        tf.io.gfile.makedirs(posixpath.dirname(dst))
+        tf.io.gfile.rename(src, dst, overwrite=True)
     tf.io.gfile.rmtree(source)

@@ -6,7 +6,9 @@ with no emulator variable), so the model side is tested on TensorFlow's
 `ram://` file system: the same tf.io.gfile calls a gs:// path takes, and a
 local folder named `ram:` (or `gs:`) where config.json, logs or metrics went
 is the bug this catches. `ram://` lives in one process, so the runs are
-in-process.
+in-process: pretraining, its resume and evaluation, fine-tuning from it. Not
+the export: ram:// lists a directory named `assets.extra` as `assets/.extra`
+(measured), so moving a SavedModel there fails on the file system's bug.
 """
 
 import json
