@@ -10,7 +10,8 @@ TensorBoard and JSON-lines logs, the console progress line with an ETA, the
 NaN stop, and preemption: on SIGTERM or SIGINT (a spot VM reclaimed, a pod
 evicted, Ctrl-C) the step under way finishes, every worker saves a checkpoint
 at the same step, and `train` raises `Preempted` (the commands exit with
-EXIT_PREEMPTED); the same command resumes from that step. A task (model/tasks/) supplies the model and its loss terms:
+EXIT_PREEMPTED); the same command resumes from that step. A task
+(model/tasks/) supplies the model and its loss terms:
 
     task.build_model() -> keras.Model            (called inside strategy.scope())
     task.trainable_variables(model) -> list      (optional: what the optimizer updates)
@@ -92,8 +93,9 @@ class Preempted(Exception):
 class StopSignals:
     """While active, SIGTERM and SIGINT set `received` instead of killing the process.
 
-    The loop reads it before each step and all-reduces it inside the step, so every
-    worker learns of a signal that reached any one of them at the same step. A second
+    The loop passes it to each step, which sums it over the replicas with its other
+    terms, so every worker learns of a signal that reached any one of them after the
+    same step. A second
     signal while the checkpoint is written is noted and ignored: the save finishes
     (a SIGKILL then can still cut it; restore falls back to the previous checkpoint).
     Handlers can only be set from the main thread; elsewhere this does nothing.

@@ -588,7 +588,8 @@ def dask_partitions(beam_args: List[str], work_items: int) -> List[str]:
 
 
 def default_beam_args(beam_args: List[str]) -> List[str]:
-    """Without --runner: the DirectRunner's batch engine, multi-processing on every core it may use.
+    """Without --runner: the DirectRunner's batch engine, multi-processing on every core
+    the process may use.
 
     That engine (FnApiRunner) is named directly: Beam 2.77's DirectRunner
     first tries to download its Prism runner from GitHub, which fails (with
