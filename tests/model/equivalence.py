@@ -8,9 +8,10 @@ follow from float32 (unit round-off u = 2**-24):
 - The first step's gradient. A sum of n terms taken in two orders differs by
   at most 2(n-1)u times the sum of their magnitudes (Higham, "Accuracy and
   Stability of Numerical Algorithms", 4.2); a weight's gradient sums over the
-  batch's tokens, n = batch x sequence length. So, in norm, the two
-  gradients differ by at most 2nu of the gradient. Measured on a 2-core AVX2
-  Xeon: 1.4e-7 of the gradient (2.3u), with 2 and 4 replicas; the bound
+  batch's tokens, n = batch x sequence length. So, in norm and where the terms
+  do not cancel (the per-tensor floor below is for those that do), the two
+  gradients differ by at most 2nu of the gradient. Measured on a 2-core AVX2 AMD
+  EPYC: 1.4e-7 of the gradient (2.3u), with 2 and 4 replicas; the bound
   (3e-5 for 8 x 32 tokens) is 200x above that, and every bug this guards
   against (a replica reading the other's data, a per-replica clip, a missing
   1/replicas) moves the gradient by a large fraction of itself.
