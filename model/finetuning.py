@@ -289,10 +289,12 @@ class Finetuner:
         # The final metrics, the export and further fine-tuning are the best epoch's: its
         # checkpoint must be there and hold every variable (never the last epoch's weights
         # by default).
-        path = tf.train.latest_checkpoint(os.path.join(c.output_dir, "checkpoints"))
+        # Each worker reads the copy it saved itself (the chief's is in checkpoints/, the
+        # others' in a hidden subdirectory): the chief's may not be written yet.
+        path = tf.train.latest_checkpoint(best_manager.directory)
         if path is None or not path.endswith(f"ckpt-{best['step']}"):
             raise FinetuneError(
-                f"the best epoch's checkpoint ({c.output_dir}/checkpoints/ckpt-{best['step']}, "
+                f"the best epoch's checkpoint ({best_manager.directory}/ckpt-{best['step']}, "
                 f"epoch {best['epoch']} in history.json) is missing (found: {path or 'none'}); "
                 f"remove {c.output_dir}/train_state and history.json to start over")
         try:
