@@ -236,8 +236,7 @@ def _delete_tree(path: str, keep: Optional[str] = None) -> None:
     left a dataset's _pieces/ and an old staging directory's files in place: seen on the
     emulator)."""
     if "://" in path:
-        under = [m.path for r in FileSystems.match([path.rstrip("/") + "/**"])
-                 for m in r.metadata_list]
+        under = _objects_under(path)
         under += [path] if FileSystems.exists(path) else []
         if keep:
             under = [name for name in under if not name.endswith("/" + keep)]
@@ -254,6 +253,12 @@ def _delete_tree(path: str, keep: Optional[str] = None) -> None:
     FileSystems.delete([path])
 
 
+def _objects_under(path: str) -> List[str]:
+    """Every file below a directory of an object store (its name is their prefix)."""
+    return [m.path for r in FileSystems.match([path.rstrip("/") + "/**"])
+            for m in r.metadata_list]
+
+
 def _tree_exists(path: str) -> bool:
     """A directory exists; on an object store, when an object has its name as prefix (a
     "directory" there is no object: FileSystems.exists says False, and an old dataset
@@ -261,7 +266,7 @@ def _tree_exists(path: str) -> bool:
     emulator)."""
     if "://" not in path:
         return FileSystems.exists(path)
-    return any(r.metadata_list for r in FileSystems.match([path.rstrip("/") + "/**"]))
+    return bool(_objects_under(path))
 
 
 def _move_tree(source: str, destination: str) -> None:
@@ -270,7 +275,7 @@ def _move_tree(source: str, destination: str) -> None:
     if "://" not in source:
         FileSystems.rename([source], [destination])
         return
-    names = [m.path for r in FileSystems.match([source + "/**"]) for m in r.metadata_list]
+    names = _objects_under(source)
     names.sort(key=lambda n: n.endswith("/" + COMPLETED_FILE))
     FileSystems.rename(names, [destination + n[len(source):] for n in names])
 
