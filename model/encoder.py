@@ -75,6 +75,10 @@ class BertEncoder(keras_hub.models.Backbone):
         hidden_act: "gelu_approximate" (tanh; google-research/bert, keras-hub),
             "gelu" (exact erf; Hugging Face's "gelu") or "relu".
         layer_norm_epsilon: epsilon of every layer normalization.
+        norm_first: pre-LayerNorm blocks (x + f(LN(x)); Cramming, GPT-2) and a final
+            LayerNorm after the last block. False (default): BERT's post-LN blocks
+            (LN(x + f(x))), what every published BERT checkpoint holds. Pre-LN trains
+            stably at higher learning rates, the point of it for budget pretraining.
         dtype: the dtype policy of every layer.
 
     Example:
@@ -87,7 +91,8 @@ class BertEncoder(keras_hub.models.Backbone):
 
     def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim,
                  dropout=0.1, max_sequence_length=512, num_segments=2,
-                 hidden_act="gelu_approximate", layer_norm_epsilon=1e-12, dtype=None, **kwargs):
+                 hidden_act="gelu_approximate", layer_norm_epsilon=1e-12, norm_first=False,
+                 dtype=None, **kwargs):
         act = activation(hidden_act)
         # === Layers (names as keras-hub's BertBackbone) ===
         self.token_embedding = ReversibleEmbedding(
@@ -107,9 +112,13 @@ class BertEncoder(keras_hub.models.Backbone):
         self.transformer_layers = [
             TransformerEncoder(
                 num_heads=num_heads, intermediate_dim=intermediate_dim, activation=act,
-                dropout=dropout, layer_norm_epsilon=layer_norm_epsilon,
+                dropout=dropout, layer_norm_epsilon=layer_norm_epsilon, normalize_first=norm_first,
                 kernel_initializer=bert_initializer(), dtype=dtype, name=f"transformer_layer_{i}")
             for i in range(num_layers)]
+        # Pre-LN blocks leave the residual stream unnormalized: one LayerNorm after the last.
+        self.final_layer_norm = keras.layers.LayerNormalization(
+            axis=-1, epsilon=layer_norm_epsilon, dtype=dtype,
+            name="final_layer_norm") if norm_first else None
         self.pooled_dense = keras.layers.Dense(
             hidden_dim, kernel_initializer=bert_initializer(), activation="tanh", dtype=dtype,
             name="pooled_dense")
@@ -124,6 +133,8 @@ class BertEncoder(keras_hub.models.Backbone):
         x = self.embeddings_dropout(self.embeddings_layer_norm(x))
         for layer in self.transformer_layers:
             x = layer(x, padding_mask=padding_mask)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
         pooled = self.pooled_dense(x[:, 0, :])
         super().__init__(
             inputs={"token_ids": token_ids, "segment_ids": segment_ids,
@@ -141,6 +152,7 @@ class BertEncoder(keras_hub.models.Backbone):
         self.num_segments = num_segments
         self.hidden_act = hidden_act
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.norm_first = norm_first
         self.cls_token_index = 0
 
     def call(self, inputs, training=None, mask=None):
@@ -167,6 +179,8 @@ class BertEncoder(keras_hub.models.Backbone):
         for layer in self.transformer_layers:
             x = layer(x, padding_mask=inputs["padding_mask"], attention_mask=attention_mask,
                       training=training)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
         return {"sequence_output": x, "pooled_output": self.pooled_dense(x[:, 0, :])}
 
     def get_config(self):
@@ -176,5 +190,6 @@ class BertEncoder(keras_hub.models.Backbone):
             "num_heads": self.num_heads, "hidden_dim": self.hidden_dim,
             "intermediate_dim": self.intermediate_dim, "dropout": self.dropout,
             "max_sequence_length": self.max_sequence_length, "num_segments": self.num_segments,
-            "hidden_act": self.hidden_act, "layer_norm_epsilon": self.layer_norm_epsilon})
+            "hidden_act": self.hidden_act, "layer_norm_epsilon": self.layer_norm_epsilon,
+            "norm_first": self.norm_first})
         return config

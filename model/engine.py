@@ -208,7 +208,8 @@ class Engine:
         # a hidden subdirectory of their own. All resume from the chief's.
         self._save_dir = self.checkpoint_dir if self.is_chief else os.path.join(
             self.checkpoint_dir, f".{task_type}-{task_id}")
-        self.model = self.optimizer = self.manager = None
+        self.model = self.optimizer = self.manager = self.progress = None
+        self.elapsed = 0.0  # training seconds of the run so far (all its sessions)
 
     # -- set-up ---------------------------------------------------------------
 
@@ -243,7 +244,16 @@ class Engine:
         finally:
             keras.mixed_precision.set_dtype_policy(previous)
         with self.strategy.scope():
-            self.optimizer = build_optimizer(c.optimizer, replicas=self.replicas)
+            # A wall-clock budget: the fraction spent, set in every step (all replicas
+            # and workers agree on it: their measurements are averaged), read by the
+            # learning-rate schedule.
+            self.progress = tf.Variable(
+                0.0, trainable=False, name="budget_progress",
+                synchronization=tf.VariableSynchronization.ON_WRITE,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA) \
+                if c.optimizer.train_budget_minutes else None
+            self.optimizer = build_optimizer(c.optimizer, replicas=self.replicas,
+                                             progress=self.progress)
             if c.mixed_precision == "mixed_float16":
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             get_vars = getattr(task, "trainable_variables", None)
@@ -251,8 +261,12 @@ class Engine:
             self.optimizer.build(self.variables)
         extra = getattr(task, "checkpoint_objects", lambda m: {})(self.model)
         self._rng = seed_states(self.model)
+        # The training seconds spent so far (a budget run resumes with what is left).
+        self._elapsed = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                    name="train_seconds")
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer,
-                                              rng=self._rng, **extra)
+                                              rng=self._rng, train_seconds=self._elapsed,
+                                              **extra)
         # Restored alone, and checked: every model and optimizer variable must be
         # found (a checkpoint of an earlier version has no RNG state: still resumable).
         self._checked = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, **extra)
@@ -293,7 +307,8 @@ class Engine:
         for path in reversed(candidates):
             try:
                 self._checked.restore(path).assert_existing_objects_matched()
-                tf.train.Checkpoint(rng=self._rng).restore(path).expect_partial()
+                tf.train.Checkpoint(rng=self._rng, train_seconds=self._elapsed).restore(
+                    path).expect_partial()
             except AssertionError as e:
                 raise TrainingError(f"{path} does not hold this run's model "
                                     f"({str(e).splitlines()[0][:160]}); use a new --output_dir") \
@@ -313,8 +328,10 @@ class Engine:
                                 f"{', '.join(os.path.basename(p) for p in bad)}); use a new "
                                 "--output_dir, or delete them to start over")
         step = self.step() if restored else 0
+        self.elapsed = float(self._elapsed.numpy()) if restored else 0.0
         if self.is_chief:
-            self._truncate_log(step)
+            for name in ("train_log.jsonl", "eval_log.jsonl"):
+                self._truncate_log(step, name)
         if restored:
             print(f"Resuming from {restored} at step {step}", file=sys.stderr, flush=True)
         return step
@@ -337,10 +354,10 @@ class Engine:
         for temp in tf.io.gfile.glob(os.path.join(self.checkpoint_dir, "*_temp")):
             tf.io.gfile.rmtree(temp)
 
-    def _truncate_log(self, step: int) -> None:
-        """train_log.jsonl keeps the records up to `step`: after a kill and a resume, the
-        steps between the last checkpoint and the kill are logged once, by the resumed run."""
-        path = os.path.join(self.output_dir, "train_log.jsonl")
+    def _truncate_log(self, step: int, name: str = "train_log.jsonl") -> None:
+        """The log keeps the records up to `step`: after a kill and a resume, the steps
+        between the last checkpoint and the kill are logged once, by the resumed run."""
+        path = os.path.join(self.output_dir, name)
         if not tf.io.gfile.exists(path):
             return
         with tf.io.gfile.GFile(path) as f:
@@ -367,6 +384,7 @@ class Engine:
             storage.write_text(path, "".join(line + "\n" for line in kept))
 
     def save(self, step: int) -> None:
+        self._elapsed.assign(self.elapsed)
         if self.manager.latest_checkpoint != os.path.join(self.manager.directory,
                                                           f"ckpt-{step}"):
             self.manager.save(checkpoint_number=step)
@@ -394,7 +412,11 @@ class Engine:
         scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         variables, optimizer = self.variables, self.optimizer
 
-        def replica_step(batch, stop):
+        def replica_step(batch, stop, progress):
+            ctx = tf.distribute.get_replica_context()
+            if self.progress is not None:  # before the update: the schedule reads it
+                progress = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, progress)
+                self.progress.assign(progress)
             with tf.GradientTape() as tape:
                 terms = self._terms(task, batch, training=True)
                 loss = terms["loss"]
@@ -409,7 +431,6 @@ class Engine:
             # optimizer sums again, and clips each replica's part at clip_norm / n
             # (model/optimization.py), after accumulating micro-steps: BERT's clip of
             # the global gradient (Keras alone would clip each replica's own part).
-            ctx = tf.distribute.get_replica_context()
             grads = [tf.convert_to_tensor(g) for g in grads]  # embedding grads are sparse
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
             grads = [g / ctx.num_replicas_in_sync for g in grads]
@@ -418,14 +439,17 @@ class Engine:
             # other terms (> 0 when one did), so every worker learns of it after the same
             # step. Computed on the replica's device (the argument lives on the host).
             terms["stop"] = tf.zeros_like(terms["loss"]) + stop
+            # The agreed progress (summed over the replicas by _reduce: 1/n each).
+            terms["progress"] = tf.zeros_like(terms["loss"]) + \
+                tf.cast(progress, tf.float32) / ctx.num_replicas_in_sync
             return terms
 
         # XLA compiles the replica's computation only: the iterator fetch
         # (IteratorGetNext) has no XLA kernel.
         compiled = tf.function(replica_step, jit_compile=True) if self.config.jit_compile \
             else replica_step
-        return tf.function(lambda iterator, stop: self._reduce(
-            self.strategy.run(compiled, args=(next(iterator), stop))))
+        return tf.function(lambda iterator, stop, progress: self._reduce(
+            self.strategy.run(compiled, args=(next(iterator), stop, progress))))
 
     def _reduce(self, terms):
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
@@ -442,26 +466,41 @@ class Engine:
             iterator: over the distributed dataset (micro-batches), positioned at start_step.
             after_step: called with the step after every optimizer step (fine-tuning
                 evaluates at epoch ends); returning True stops the run (early stopping).
+                Its time does not count against a wall-clock budget.
+
+        With config.optimizer.train_budget_minutes, the run also ends when the budget
+        is spent (the training time of every session of the run, resumes included):
+        the step that finds it spent runs at the schedule's end learning rate, and is
+        the last.
         """
         c = self.config
         accum = c.optimizer.gradient_accumulation_steps
+        budget = c.optimizer.train_budget_minutes * 60.0
         train_step = self._train_step_fn(task)
         writer = tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", "train")) \
             if self.is_chief else tf.summary.create_noop_writer()
         print(f"Training {description}({self.model.count_params():,} parameters) on "
               f"{self.replicas} replica(s), global batch {c.train_batch_size}, precision "
-              f"{c.mixed_precision}, from step {start_step} to {total_steps}",
-              file=sys.stderr, flush=True)
+              f"{c.mixed_precision}, from step {start_step} to "
+              + (f"the end of a {c.optimizer.train_budget_minutes:g}-minute budget "
+                 f"({self.elapsed / 60:.1f} spent; at most {total_steps} steps)" if budget
+                 else str(total_steps)), file=sys.stderr, flush=True)
         window: Dict[str, float] = {}
         window_start, window_steps, run_start = time.time(), 0, time.time()
-        step, last = start_step, {}
+        step, last, progress = start_step, {}, self.elapsed / budget if budget else 0.0
         with StopSignals() as signals:
-            while step < total_steps:
+            while step < total_steps and progress < 1.0:
+                started = time.time()
                 for _ in range(accum):
-                    terms = train_step(iterator, tf.constant(1.0 if signals.received else 0.0))
+                    measured = self.elapsed + time.time() - started
+                    terms = train_step(iterator, tf.constant(1.0 if signals.received else 0.0),
+                                       tf.constant(measured / budget if budget else 0.0))
                     stop = float(terms.pop("stop"))
+                    agreed = float(terms.pop("progress"))
                     for k, v in terms.items():
                         window[k] = window.get(k, 0.0) + float(v)
+                if budget:  # every worker reads the same agreed figure: they stop together
+                    progress = agreed
                 step = self.step()
                 window_steps += 1
                 loss = float(terms["loss"])
@@ -470,13 +509,17 @@ class Engine:
                         f"the loss became {loss} at step {step}; the last checkpoint is "
                         f"{self.manager.latest_checkpoint}. Lower --learning_rate or check the "
                         "data")
-                if step % c.log_steps == 0 or step == total_steps or stop:
+                done = step >= total_steps or progress >= 1.0
+                if step % c.log_steps == 0 or done or stop:
                     eta = (time.time() - run_start) / max(step - start_step, 1) * \
                         (total_steps - step)
-                    last = self._log(task, writer, step, total_steps, window, window_steps,
-                                     time.time() - window_start, eta)
+                    if budget:
+                        eta = min(eta, max(budget - self.elapsed - time.time() + started, 0))
+                    last = self._log(task, writer, step, "?" if budget else total_steps,
+                                     window, window_steps, time.time() - window_start, eta)
                     window, window_start, window_steps = {}, time.time(), 0
-                if step % c.save_checkpoints_steps == 0 or step == total_steps or stop:
+                self.elapsed += time.time() - started
+                if step % c.save_checkpoints_steps == 0 or done or stop:
                     self.save(step)
                 if stop:
                     writer.flush()
@@ -493,6 +536,8 @@ class Engine:
         metrics["loss"] = window.get("loss", 0.0) / micro
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
         metrics["examples_per_second"] = steps * self.config.train_batch_size / max(seconds, 1e-9)
+        if self.progress is not None:  # the fraction of the wall-clock budget spent
+            metrics["budget_spent"] = float(keras.ops.convert_to_numpy(self.progress))
         with writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(name, value)

@@ -45,11 +45,18 @@ def encoder_input_spec() -> dict:
 
 
 def per_layer_model(encoder) -> keras.Model:
-    """The encoder with every transformer layer's output as a third output."""
+    """The encoder with every transformer layer's output as a third output.
+
+    The last of them is sequence_output, as TF Hub's BERT encoders promise: a pre-LN
+    encoder's (norm_first) has its final LayerNorm applied; the ones before it are the
+    blocks' outputs, the residual stream.
+    """
+    layers = [layer.output for layer in encoder.transformer_layers]
+    layers[-1] = encoder.output["sequence_output"]
     return keras.Model(encoder.input, {
         "sequence_output": encoder.output["sequence_output"],
         "pooled_output": encoder.output["pooled_output"],
-        "encoder_outputs": [layer.output for layer in encoder.transformer_layers]})
+        "encoder_outputs": layers})
 
 
 class HubEncoder(ExportRoot):

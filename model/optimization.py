@@ -4,6 +4,16 @@ The learning rate rises linearly from 0 over num_warmup_steps, then decays
 polynomially (power 1: linearly, as BERT) to end_learning_rate at
 num_train_steps. With gradient accumulation the optimizer counts
 micro-steps; the schedule divides them back into optimizer steps.
+
+Two more shapes, both functions of the run's progress p in [0, 1]:
+  - "linear" with warmup_fraction: warmup over that fraction, then the decay;
+    with warmup_fraction 0.5 it is the one-cycle triangle (Cramming);
+  - "wsd" (warmup-stable-decay): warmup, the peak held, then the decay over the
+    last decay_fraction of the run.
+p is step / num_train_steps, or with train_budget_minutes the fraction of the
+wall-clock budget spent (academic-budget-bert, Cramming): the engine measures
+it before every step and the schedule reaches end_learning_rate exactly when
+the budget ends; the steps are what fits.
 """
 
 import dataclasses
@@ -30,6 +40,35 @@ class OptimizerConfig:
     epsilon: float = 1e-6
     clip_norm: float = 1.0
     gradient_accumulation_steps: int = 1
+    lr_schedule: str = "linear"  # or "wsd" (warmup-stable-decay)
+    warmup_fraction: float = 0.0  # > 0: warmup over this fraction of the run (steps or budget)
+    decay_fraction: float = 0.2  # wsd: the final fraction of the run spent decaying
+    train_budget_minutes: float = 0.0  # > 0: the schedule follows wall-clock time
+
+    def check(self) -> None:
+        """Raises ValueError naming the flag that cannot work."""
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"--lr_schedule must be one of {', '.join(SCHEDULES)}, "
+                             f"got {self.lr_schedule!r}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"--warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(f"--decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.lr_schedule == "wsd" and self.warmup_fraction + self.decay_fraction > 1.0:
+            raise ValueError(f"--warmup_fraction {self.warmup_fraction} + --decay_fraction "
+                             f"{self.decay_fraction} exceed the run")
+        if self.train_budget_minutes < 0:
+            raise ValueError(f"--train_budget_minutes must be >= 0, "
+                             f"got {self.train_budget_minutes}")
+
+    @property
+    def by_progress(self) -> bool:
+        """The schedule is a function of the run's progress (not BERT's step schedule)."""
+        return bool(self.train_budget_minutes or self.warmup_fraction or
+                    self.lr_schedule != "linear")
+
+
+SCHEDULES = ("linear", "wsd")
 
 
 @keras.saving.register_keras_serializable(package="bert_pipeline")
@@ -70,7 +109,78 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
                     power=self.power, accumulation_steps=self.accumulation_steps)
 
 
-def build_optimizer(config: OptimizerConfig, replicas: int = 1) -> keras.optimizers.Optimizer:
+@keras.saving.register_keras_serializable(package="bert_pipeline")
+class ProgressSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """The learning rate as a function of the run's progress p in [0, 1].
+
+    p is `progress` (a variable the engine sets before every step: the fraction of the
+    wall-clock budget spent) or, without one, optimizer steps / num_train_steps.
+
+    Example:
+        >>> s = ProgressSchedule(1e-3, 0.0, "wsd", warmup_fraction=0.1, decay_fraction=0.2,
+        ...                      num_train_steps=100)
+        >>> [round(float(s(i)), 6) for i in (0, 5, 10, 50, 80, 90, 100)]
+        [0.0, 0.0005, 0.001, 0.001, 0.001, 0.0005, 0.0]
+    """
+
+    def __init__(self, learning_rate, end_learning_rate, shape="linear", warmup_fraction=0.0,
+                 decay_fraction=0.2, power=1.0, num_train_steps=1, accumulation_steps=1,
+                 progress=None):
+        self.learning_rate = learning_rate
+        self.end_learning_rate = end_learning_rate
+        self.shape = shape
+        self.warmup_fraction = warmup_fraction
+        self.decay_fraction = decay_fraction
+        self.power = power
+        self.num_train_steps = num_train_steps
+        self.accumulation_steps = accumulation_steps
+        self.progress = progress
+
+    def __call__(self, iterations):
+        ops = keras.ops
+        if self.progress is not None:
+            p = ops.cast(self.progress, "float32")
+        else:
+            step = ops.cast(ops.floor_divide(iterations, self.accumulation_steps), "float32")
+            p = step / float(max(self.num_train_steps, 1))
+        p = ops.clip(p, 0.0, 1.0)
+        w = self.warmup_fraction
+        start = w if self.shape == "linear" else 1.0 - self.decay_fraction
+        q = ops.clip((p - start) / max(1.0 - start, 1e-9), 0.0, 1.0)
+        decayed = (self.learning_rate - self.end_learning_rate) * ops.power(
+            1.0 - q, self.power) + self.end_learning_rate
+        if w <= 0:
+            return decayed
+        return ops.where(p < w, self.learning_rate * p / w, decayed)
+
+    def get_config(self):
+        return dict(learning_rate=self.learning_rate, end_learning_rate=self.end_learning_rate,
+                    shape=self.shape, warmup_fraction=self.warmup_fraction,
+                    decay_fraction=self.decay_fraction, power=self.power,
+                    num_train_steps=self.num_train_steps,
+                    accumulation_steps=self.accumulation_steps)
+
+
+def build_schedule(config: OptimizerConfig, progress=None):
+    """BERT's step schedule, or a progress schedule (config.by_progress): `progress` is
+    the engine's budget variable when config.train_budget_minutes is set."""
+    config.check()
+    if not config.by_progress:
+        return WarmupPolynomialDecay(
+            config.learning_rate, config.end_learning_rate, config.num_train_steps,
+            config.num_warmup_steps, config.decay_power, config.gradient_accumulation_steps)
+    warmup = config.warmup_fraction
+    if not warmup and not config.train_budget_minutes:  # steps given: the same fraction
+        warmup = config.num_warmup_steps / max(config.num_train_steps, 1)
+    return ProgressSchedule(
+        config.learning_rate, config.end_learning_rate, config.lr_schedule, warmup,
+        config.decay_fraction, config.decay_power, config.num_train_steps,
+        config.gradient_accumulation_steps,
+        progress if config.train_budget_minutes else None)
+
+
+def build_optimizer(config: OptimizerConfig, replicas: int = 1,
+                    progress=None) -> keras.optimizers.Optimizer:
     """AdamW or LAMB with BERT's schedule, weight-decay exclusions and global-norm clip.
 
     Args:
@@ -81,10 +191,10 @@ def build_optimizer(config: OptimizerConfig, replicas: int = 1) -> keras.optimiz
             clip_norm / replicas on each is BERT's clip of the sum. (Clipping each
             micro-step's gradient instead made 2 accumulated micro-batches differ from
             their batch by half the gradient's norm, measured.)
+        progress: with config.train_budget_minutes, the variable holding the fraction
+            of the budget spent (the engine's).
     """
-    schedule = WarmupPolynomialDecay(
-        config.learning_rate, config.end_learning_rate, config.num_train_steps,
-        config.num_warmup_steps, config.decay_power, config.gradient_accumulation_steps)
+    schedule = build_schedule(config, progress)
     common = dict(learning_rate=schedule, weight_decay=config.weight_decay, beta_1=config.beta_1,
                   beta_2=config.beta_2, epsilon=config.epsilon,
                   global_clipnorm=config.clip_norm / replicas if config.clip_norm else None,

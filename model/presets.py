@@ -52,6 +52,9 @@ class ModelConfig:
     # Hugging Face's "gelu" is the exact erf form (see model/encoder.py).
     hidden_act: str = "gelu_approximate"
     layer_norm_epsilon: float = 1e-12
+    # Pre-LayerNorm blocks plus a final LayerNorm (model/encoder.py). A config.json
+    # without the field is post-LN, as every model made before it.
+    norm_first: bool = False
     preset: str = "custom"
 
     def __post_init__(self):
@@ -68,6 +71,8 @@ class ModelConfig:
         if self.hidden_act not in ("gelu_approximate", "gelu", "relu"):
             raise ConfigError(f"hidden_act must be gelu_approximate, gelu or relu, "
                               f"got {self.hidden_act!r}")
+        if not isinstance(self.norm_first, bool):
+            raise ConfigError(f"norm_first must be true or false, got {self.norm_first!r}")
         if not 0.0 < self.layer_norm_epsilon < 1.0:
             raise ConfigError(f"layer_norm_epsilon must be in (0, 1), "
                               f"got {self.layer_norm_epsilon}")
@@ -110,6 +115,12 @@ def parse_overrides(pairs) -> dict:
                               f"{', '.join(n for n in types if n not in ('vocabulary_size', 'preset'))}")
         if types[name] in (str, "str"):
             out[name] = value
+            continue
+        if types[name] in (bool, "bool"):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ConfigError(f"--model_override {pair!r}: {name} takes true or false, "
+                                  f"got {value!r}")
+            out[name] = value.lower() in ("true", "1")
             continue
         number = float if types[name] in (float, "float") else int
         try:

@@ -16,7 +16,7 @@ from absl import app, flags
 
 from model import cli
 from model.engine import Preempted, TrainingError
-from model.optimization import OptimizerConfig
+from model.optimization import SCHEDULES, OptimizerConfig
 from model.presets import PRESETS
 from model.pretraining import PretrainConfig, pretrain
 from tfrecords.features import MAX_SEQ_LENGTH
@@ -51,15 +51,35 @@ def define_flags():
                       "either way).")
     flags.DEFINE_integer("num_train_steps", 100_000, "Optimizer steps.", lower_bound=1)
     flags.DEFINE_integer("num_warmup_steps", 10_000, "Linear warmup steps.", lower_bound=0)
+    flags.DEFINE_float("train_budget_minutes", 0.0, "Train for this much wall-clock time: the "
+                       "learning rate follows the time spent and reaches --end_learning_rate "
+                       "when the budget ends (academic-budget-bert, Cramming); the steps are "
+                       "what fits, --num_train_steps caps them. Resumes count the time spent "
+                       "before. Warmup is then --warmup_fraction.", lower_bound=0.0)
+    flags.DEFINE_enum("lr_schedule", "linear", list(SCHEDULES), "linear: warmup, then "
+                      "polynomial decay (--decay_power; BERT). wsd: warmup, the peak held, then "
+                      "the decay over the last --decay_fraction of the run.")
+    flags.DEFINE_float("warmup_fraction", 0.0, "Warmup over this fraction of the run (of "
+                       "--num_train_steps, or of the budget) instead of --num_warmup_steps; "
+                       "0.5 with linear is the one-cycle triangle.", lower_bound=0.0,
+                       upper_bound=0.99)
+    flags.DEFINE_float("decay_fraction", 0.2, "wsd: the final fraction of the run spent "
+                       "decaying.", lower_bound=0.01, upper_bound=1.0)
     flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate.", lower_bound=0.0)
     flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at num_train_steps.")
     flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power (1: linear).")
     flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer.")
     flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNorm, biases).")
-    flags.DEFINE_string("eval_input_file", "", "Evaluate on this dataset (its eval split) at the "
-                        "end.")
+    flags.DEFINE_string("eval_input_file", "", "Evaluate on this dataset (its eval split) at "
+                        "every checkpoint and at the end.")
     flags.DEFINE_integer("eval_batch_size", 64, "Eval batch size.", lower_bound=1)
     flags.DEFINE_integer("max_eval_steps", 0, "Eval batches at most (0: all).", lower_bound=0)
+    flags.DEFINE_string("probe_file", "", "TRAIN[,DEV] labelled texts (TSV/CSV with a header and "
+                        "a sentence or text column, or JSONL): a linear probe on the frozen "
+                        "encoder is scored at every checkpoint and at the end, beside the "
+                        "held-out MLM figures (model/probe.py). One file: every fifth example "
+                        "is the dev part.")
+    flags.DEFINE_string("probe_label_column", "label", "The probe file's label column.")
     flags.DEFINE_bool("shuffle", True, "Shuffle files and records (--noshuffle: in order).")
     cli.define_engine_flags(log_steps=100, seed=12345)
 
@@ -70,7 +90,19 @@ def config_from_flags() -> PretrainConfig:
         end_learning_rate=FLAGS.end_learning_rate, num_train_steps=FLAGS.num_train_steps,
         num_warmup_steps=FLAGS.num_warmup_steps, decay_power=FLAGS.decay_power,
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm,
-        gradient_accumulation_steps=FLAGS.gradient_accumulation_steps)
+        gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
+        lr_schedule=FLAGS.lr_schedule, warmup_fraction=FLAGS.warmup_fraction,
+        decay_fraction=FLAGS.decay_fraction, train_budget_minutes=FLAGS.train_budget_minutes)
+    if FLAGS.train_budget_minutes and FLAGS["num_warmup_steps"].present:
+        raise SystemExit("pretrain: --num_warmup_steps counts steps, and a "
+                         "--train_budget_minutes run does not know its steps in advance: "
+                         "use --warmup_fraction")
+    if FLAGS.decay_fraction != 0.2 and FLAGS.lr_schedule != "wsd":
+        raise SystemExit("pretrain: --decay_fraction applies to --lr_schedule wsd")
+    try:
+        optimizer.check()
+    except ValueError as e:
+        raise SystemExit(f"pretrain: {e}") from None
     return cli.config_from_flags(PretrainConfig, optimizer=optimizer, preset=FLAGS.preset or "",
                                  model_overrides=tuple(FLAGS.model_override))
 

@@ -6,7 +6,7 @@ Reads the dataset through tfrecords' reader, sharded by the strategy's input
 context, masks in tf.data when the dataset is not pre-masked, and trains
 with model/engine.py (resume, checkpoints, logs, NaN stop). Writes
 MODEL_DIR/{config.json, vocab.txt, checkpoints/, logs/, train_log.jsonl,
-eval_results.json}.
+eval_log.jsonl, eval_results.json}.
 """
 
 import dataclasses
@@ -20,7 +20,8 @@ import tensorflow as tf
 from model import storage
 from model.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.model_dir import write_model_dir
-from model.presets import ConfigError, parse_overrides, resolve
+from model.presets import ConfigError, ModelConfig, parse_overrides, resolve
+from model.probe import Probe, ProbeError
 from model.tasks.pretraining import PretrainingTask
 from model.warm_start import WarmStart, architecture, find_source
 from tfrecords.reader import Source, open_source
@@ -48,6 +49,9 @@ class PretrainConfig(EngineConfig):
     eval_input_file: str = ""
     eval_batch_size: int = 64
     max_eval_steps: int = 0
+    # A linear probe on the frozen encoder at every evaluation (model/probe.py).
+    probe_file: str = ""
+    probe_label_column: str = "label"
     shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
 
 
@@ -143,6 +147,16 @@ class Pretrainer:
             max_predictions=max_predictions, masked_lm_prob=c.masked_lm_prob,
             restart_positions=c.restart_positions, whole_word_mask=c.do_whole_word_mask)
         self.model = self.engine.build(self.task)
+        self.probe = None
+        if c.probe_file:
+            try:
+                self.probe = Probe(c.probe_file, self.vocab_file,
+                                   bool(generation(self.source).get("do_lower_case", True)),
+                                   c.probe_label_column,
+                                   max_seq_length=min(64, self.seq_length))
+            except (ProbeError, ValueError, OSError) as e:
+                raise TrainingError(str(e)) from None
+        self._evaluated_at = -1
 
     def _architecture(self, overrides: dict):
         """The model config: --preset and --model_override, or with --init_checkpoint the
@@ -171,8 +185,12 @@ class Pretrainer:
         path = storage.join(self.config.output_dir, "config.json")
         if not storage.exists(path):
             return
-        previous = json.loads(storage.read_text(path))
-        if previous.get("model") != dataclasses.asdict(self.model_config):
+        previous = json.loads(storage.read_text(path)).get("model")
+        try:  # a config.json of an earlier version lacks the newer fields: their defaults
+            same = previous is not None and ModelConfig.from_dict(previous) == self.model_config
+        except (ConfigError, TypeError):
+            same = False
+        if not same:
             raise TrainingError(
                 f"{self.config.output_dir} holds a run of another model ({path}); use a new "
                 "--output_dir, or --init_checkpoint to start from its weights")
@@ -234,8 +252,11 @@ class Pretrainer:
             self._write_config()
         total = c.optimizer.num_train_steps
         last: Dict[str, float] = {}
-        if step >= total:
-            print(f"Already at step {step} of {total}: nothing to train", file=sys.stderr)
+        budget = c.optimizer.train_budget_minutes * 60
+        if step >= total or (budget and engine.elapsed >= budget):
+            print(f"Already at step {step} of {total}" + (
+                f", {engine.elapsed / 60:.2f} of its {budget / 60:g}-minute budget spent"
+                if budget else "") + ": nothing to train", file=sys.stderr)
         else:
             if not self.source.spec.masked:
                 print(f"Dynamic masking: {c.masked_lm_prob:.0%} of each sequence's tokens, at "
@@ -245,15 +266,44 @@ class Pretrainer:
             iterator = iter(self._dataset(self.source, engine.micro_batch, True))
             try:
                 last = engine.train(self.task, iterator, total, start_step=step,
-                                    description=f"{self.model_config.preset} ")
+                                    description=f"{self.model_config.preset} ",
+                                    after_step=self._evaluate_at_checkpoints)
             except tf.errors.DataLossError as e:
                 raise TrainingError(corrupt_shard_message(self.source, e)) from None
-        if c.eval_input_file:
+        if (c.eval_input_file or self.probe) and self._evaluated_at != engine.step():
             last.update(self.evaluate())
         return last
 
+    def _evaluate_at_checkpoints(self, step: int) -> bool:
+        """With --eval_input_file or --probe_file: an evaluation at every checkpoint
+        (its time does not count against a wall-clock budget)."""
+        if (self.config.eval_input_file or self.probe) and \
+                step % self.config.save_checkpoints_steps == 0:
+            self.evaluate()
+        return False
+
     def evaluate(self) -> Dict[str, float]:
-        """One pass over --eval_input_file: MLM loss, accuracy, perplexity, NSP accuracy."""
+        """One pass over --eval_input_file (MLM loss, accuracy, perplexity, NSP accuracy)
+        and the probe's score: to TensorBoard (logs/eval, beside logs/train), eval_log.jsonl
+        (one record per evaluation, with its step; train_log.jsonl keeps one kind of
+        record, the training windows, for the scripts that read it) and
+        eval_results.json (the latest)."""
+        results, about = self._evaluate_heldout() if self.config.eval_input_file else ({}, {})
+        if self.probe and self.engine.is_chief:
+            results.update(self.probe.score(self.model.get_layer("backbone")))
+        step = self._evaluated_at = self.engine.step()
+        if self.engine.is_chief:
+            out = self.config.output_dir
+            self.engine.write_summaries("eval", step, results)
+            storage.append_line(storage.join(out, "eval_log.jsonl"),
+                                json.dumps(dict(step=step, **results)))
+            storage.write_text(storage.join(out, "eval_results.json"),
+                               json.dumps(dict(results, step=step, **about), indent=2))
+        print(f"eval at step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in results.items()),
+              file=sys.stderr, flush=True)
+        return results
+
+    def _evaluate_heldout(self) -> Tuple[Dict[str, float], dict]:
         c = self.config
         try:
             source, split = _open_eval_source(c.eval_input_file, c.input_file)
@@ -266,17 +316,8 @@ class Pretrainer:
                                          c.max_eval_steps)
         if not sums:
             raise TrainingError(f"--eval_input_file {c.eval_input_file} holds no records")
-        results = self.task.eval_results(sums)
-        step = self.engine.step()
-        if self.engine.is_chief:
-            self.engine.write_summaries("eval", step, results)
-            held_out = split == "eval" or \
-                c.eval_input_file.rstrip("/") != c.input_file.rstrip("/")
-            storage.write_text(storage.join(c.output_dir, "eval_results.json"), json.dumps(
-                dict(results, step=step, eval_split=split, held_out=held_out), indent=2))
-        print("eval " + " ".join(f"{k} {v:.4g}" for k, v in results.items()), file=sys.stderr,
-              flush=True)
-        return results
+        held_out = split == "eval" or c.eval_input_file.rstrip("/") != c.input_file.rstrip("/")
+        return self.task.eval_results(sums), {"eval_split": split, "held_out": held_out}
 
 
 def pretrain(config: PretrainConfig) -> Dict[str, float]:
