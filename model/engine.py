@@ -246,10 +246,12 @@ class Engine:
         with self.strategy.scope():
             # A wall-clock budget: the fraction spent, set in every step (all replicas
             # and workers agree on it: their measurements are averaged), read by the
-            # learning-rate schedule.
+            # learning-rate schedule. One copy per replica (ON_READ), each assigned the
+            # same all-reduced figure inside the step; a mirrored (ON_WRITE) variable
+            # cannot be assigned there without a cross-replica merge.
             self.progress = tf.Variable(
                 0.0, trainable=False, name="budget_progress",
-                synchronization=tf.VariableSynchronization.ON_WRITE,
+                synchronization=tf.VariableSynchronization.ON_READ,
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA) \
                 if c.optimizer.train_budget_minutes else None
             self.optimizer = build_optimizer(c.optimizer, replicas=self.replicas,
@@ -414,6 +416,9 @@ class Engine:
 
         def replica_step(batch, stop, progress):
             ctx = tf.distribute.get_replica_context()
+            # On the replica's device (the argument lives on the host, which all_reduce
+            # cannot take).
+            progress = tf.zeros([], tf.float32) + tf.cast(progress, tf.float32)
             if self.progress is not None:  # before the update: the schedule reads it
                 progress = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, progress)
                 self.progress.assign(progress)
@@ -440,8 +445,7 @@ class Engine:
             # step. Computed on the replica's device (the argument lives on the host).
             terms["stop"] = tf.zeros_like(terms["loss"]) + stop
             # The agreed progress (summed over the replicas by _reduce: 1/n each).
-            terms["progress"] = tf.zeros_like(terms["loss"]) + \
-                tf.cast(progress, tf.float32) / ctx.num_replicas_in_sync
+            terms["progress"] = tf.zeros_like(terms["loss"]) + progress / ctx.num_replicas_in_sync
             return terms
 
         # XLA compiles the replica's computation only: the iterator fetch

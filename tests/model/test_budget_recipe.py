@@ -78,7 +78,7 @@ def test_budget_run_stops_at_zero_learning_rate_with_probe_and_resumes_nothing(
     model = tmp_path / "m"
     config = PretrainConfig(
         input_file=str(tiny_dataset), output_dir=str(model), model_overrides=tuple(TINY),
-        train_batch_size=8, log_steps=5, save_checkpoints_steps=10,
+        train_batch_size=8, log_steps=2, save_checkpoints_steps=5,
         eval_input_file=str(tiny_dataset), max_eval_steps=2,
         probe_file=f"{FIXTURES}/glue/SST-2/train.tsv,{FIXTURES}/glue/SST-2/dev.tsv",
         optimizer=OptimizerConfig(learning_rate=1e-3, num_train_steps=100_000,
@@ -89,15 +89,17 @@ def test_budget_run_stops_at_zero_learning_rate_with_probe_and_resumes_nothing(
     # The step that found the budget spent ran at the schedule's end (0) and was the last.
     assert last["budget_spent"] >= 1.0 and last["learning_rate"] == 0.0
     assert all(r["budget_spent"] < 1.0 and r["learning_rate"] > 0 for r in log[1:-1])
+    # How many steps fit depends on the machine and its load; at least one before the
+    # budget ran out, and the last.
     steps = last["step"]
-    assert 10 < steps < 100_000
+    assert 2 <= steps < 100_000
     assert tf.train.latest_checkpoint(str(model / "checkpoints")).endswith(f"ckpt-{steps}")
     spent = tf.train.load_variable(str(model / "checkpoints"),
                                    "train_seconds/.ATTRIBUTES/VARIABLE_VALUE")
     assert 6.0 <= spent < 60.0
     # An evaluation (held-out MLM and the probe) at every checkpoint and at the end.
     evals = [json.loads(line) for line in (model / "eval_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in evals] == [s for s in range(10, steps, 10)] + [steps]
+    assert [r["step"] for r in evals] == [s for s in range(5, steps, 5)] + [steps]
     for record in evals:
         assert 0.0 <= record["probe_accuracy"] <= 1.0 and "eval_mlm_accuracy" in record
     assert json.loads((model / "eval_results.json").read_text())["step"] == steps
@@ -141,3 +143,17 @@ def test_pre_ln_model_trains_exports_and_reloads_exactly(tiny_dataset, tmp_path)
                          "segment_ids": tf.zeros_like(ids)})["sequence_output"]
     # The same weights and graph: only the SavedModel's kernels may reorder sums.
     np.testing.assert_allclose(outputs["sequence_output"], reference, atol=1e-5)
+
+
+def test_budget_run_under_mirrored_strategy_agrees_on_progress(tiny_dataset, tmp_path):
+    """Two replicas (logical CPU devices, a fresh process): the progress the schedule reads
+    is set inside the replicated step, and both stop at the same step with lr 0."""
+    model = tmp_path / "m"
+    run_module("model.pretrain", "--input_file", tiny_dataset, "--output_dir", model,
+               *[f"--model_override={o}" for o in TINY], "--train_batch_size", 8,
+               "--strategy", "mirrored", "--num_cpu_devices", 2, "--log_steps", 2,
+               "--learning_rate", 1e-3, "--train_budget_minutes", 0.05,
+               "--warmup_fraction", 0.1, "--mixed_precision", "float32")
+    log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["learning_rate"] == 0.0 and log[-1]["budget_spent"] >= 1.0
+    assert all(0.0 < r["budget_spent"] < 1.0 and r["learning_rate"] > 0.0 for r in log[:-1])
