@@ -17,14 +17,17 @@ seeds, and the gain over random init of the same vocabulary with it.
 
 Arms (flagfiles in configs/recipes/, and the one change an ablation makes):
     budget            the budget recipe (budget_tiny.*.flags): vocabulary learned on the
-                      corpus (8,192), pre-LN, no dropout, packed, no NSP, dynamic masks,
-                      learning rate 2e-3, clip 0.5
+                      corpus (8,192), NSP pairs with static 15% masks x5, pre-LN, no
+                      dropout, learning rate 2e-3, clip 0.5
+    budget_packed     budget on packed single segments without NSP, 15% dynamic masks
+                      (modern_mini.data.flags)
+    bert2018_vocab    the 2018 recipe on the learned vocabulary
     bert2018          the 2018 recipe (bert2018_mini.*.flags): uncased BERT vocabulary, NSP
                       pairs, static 15% masks x5, dropout 0.1, post-LN, learning rate 5e-4
     modern            packed, no NSP, dynamic 30%, dropout 0 (modern_mini.*.flags)
     budget_post_ln    budget with BERT's post-LN blocks
     budget_bert_vocab budget on the uncased BERT vocabulary (30,522)
-    budget_mask30     budget with 30% masking
+    budget_mask30     budget with 30% masks (39 per sequence)
     budget_lr5e-4     budget at the 2018 recipe's learning rate
     budget_b16        budget at batch 16 (twice the updates of the same tokens)
 --preset replaces every recipe's model size (the demo's: bert_tiny).
@@ -49,16 +52,21 @@ DEMO_CORPUS = (f"wikipedia:{DATA}/wikipedia/enwiki-excerpt.xml.bz2,"
                f"jsonl:{DATA}/wiki_leads/leads.jsonl,books:{DATA}/plays/*.txt")
 BERT_VOCAB = os.path.join(DATA, "vocab", "uncased_vocab.txt")
 
-# name: (recipe flagfiles, data flags, pretraining flags, vocabulary: "learned" or a file)
+# name: (data flagfile, pretraining flagfile, data flags, pretraining flags,
+#        vocabulary: "learned" or a file)
 ARMS = {
-    "budget": ("budget_tiny", [], [], "learned"),
-    "bert2018": ("bert2018_mini", [], [], BERT_VOCAB),
-    "modern": ("modern_mini", [], [], BERT_VOCAB),
-    "budget_post_ln": ("budget_tiny", [], ["--model_override=norm_first=false"], "learned"),
-    "budget_bert_vocab": ("budget_tiny", [], [], BERT_VOCAB),
-    "budget_mask30": ("budget_tiny", [], ["--masked_lm_prob=0.3"], "learned"),
-    "budget_lr5e-4": ("budget_tiny", [], ["--learning_rate=5e-4"], "learned"),
-    "budget_b16": ("budget_tiny", [], ["--train_batch_size=16"], "learned"),
+    "budget": ("budget_tiny", "budget_tiny", [], [], "learned"),
+    "bert2018": ("bert2018_mini", "bert2018_mini", [], [], BERT_VOCAB),
+    "modern": ("modern_mini", "modern_mini", [], [], BERT_VOCAB),
+    "budget_packed": ("modern_mini", "budget_tiny", [], [], "learned"),
+    "budget_post_ln": ("budget_tiny", "budget_tiny", [], ["--model_override=norm_first=false"],
+                       "learned"),
+    "budget_bert_vocab": ("budget_tiny", "budget_tiny", [], [], BERT_VOCAB),
+    "budget_mask30": ("budget_tiny", "budget_tiny",
+                      ["--masked_lm_prob=0.3", "--max_predictions_per_seq=39"], [], "learned"),
+    "budget_lr5e-4": ("budget_tiny", "budget_tiny", [], ["--learning_rate=5e-4"], "learned"),
+    "budget_b16": ("budget_tiny", "budget_tiny", [], ["--train_batch_size=16"], "learned"),
+    "bert2018_vocab": ("bert2018_mini", "bert2018_mini", [], [], "learned"),
 }
 
 
@@ -190,9 +198,9 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         bench = Bench(args, work)
         for name in arms:
-            recipe, data_extra, train_extra, which = ARMS[name]
+            data_recipe, recipe, data_extra, train_extra, which = ARMS[name]
             vocab = bench.vocab(which)
-            data, real = bench.dataset(name, recipe, data_extra, vocab)
+            data, real = bench.dataset(name, data_recipe, data_extra, vocab)
             for pseed in range(1, args.pretrain_seeds + 1):
                 model, seconds = bench.pretrain(name, recipe, data, train_extra, vocab, pseed)
                 with open(os.path.join(model, "eval_results.json")) as f:
@@ -211,10 +219,10 @@ def main():
                     "heldout_mlm_loss": evaluation["eval_mlm_loss"],
                     "probe_accuracy": evaluation["probe_accuracy"],
                     "finetune_dev_accuracy": dev}
-                print(name, results["arms"], flush=True)
+                print(name, json.dumps(list(results["arms"].values())[-1]), flush=True)
                 save()
         if not args.no_random:
-            for vocab in sorted(set(ARMS[n][3] for n in arms)):
+            for vocab in sorted(set(ARMS[n][4] for n in arms)):
                 path = bench.vocab(vocab)
                 label = "learned" if vocab == "learned" else os.path.basename(vocab)
                 results["random"][label] = [bench.finetune(f"random_{label}", "none", s, path)

@@ -51,12 +51,12 @@ def test_budget_recipe_flagfiles_learn_a_vocabulary_make_a_dataset_and_pretrain(
                "--output_dir", tmp_path / "ds", "--max_seq_length", 32, "--eval_fraction", 0.2,
                f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=in_memory")
     features = json.loads((tmp_path / "ds" / "info.json").read_text())["features"]
-    assert features["packed"] and not features["next_sentence"] and not features["masked"]
+    assert features["next_sentence"] and features["masked"] and not features["packed"]
     proc = run_module("model.pretrain", f"--flagfile={configs}/budget_tiny.pretrain.flags",
                       "--input_file", tmp_path / "ds", "--output_dir", tmp_path / "m",
                       "--train_batch_size", 8, "--train_budget_minutes", 0.05, "--log_steps", 1,
                       "--eval_input_file", tmp_path / "ds")
-    assert "to the end of a 0.05-minute budget" in proc.stderr
+    assert "to the end of a 0.05-minute budget" in proc.stderr and "nsp_loss" in proc.stderr
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["model"]["norm_first"] is True and config["model"]["dropout"] == 0.0
     assert config["model"]["hidden_dim"] == 128 and config["vocab_size"] == len(vocab)
