@@ -3,6 +3,9 @@
 Usage:
     python -m model.pretrain --input_file DATASET_DIR --output_dir MODEL_DIR --preset bert_tiny \\
         [--train_batch_size 32] [--num_train_steps N] [--flagfile configs/bert_tiny.flags]
+    python -m model.pretrain --flagfile=configs/recipes/budget_tiny.pretrain.flags \\
+        --input_file DATASET_DIR --output_dir MODEL_DIR --train_budget_minutes 5 \\
+        [--eval_input_file DATASET_DIR --probe_file TRAIN.tsv,DEV.tsv]
 
 google-research/bert's run_pretraining flag names where the meaning is the
 same. Rerunning the same command after a crash resumes from the latest
