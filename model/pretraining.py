@@ -156,7 +156,7 @@ class Pretrainer:
                                    max_seq_length=min(64, self.seq_length))
             except (ProbeError, ValueError, OSError) as e:
                 raise TrainingError(str(e)) from None
-        self._evaluated_at = -1
+        self._evaluated_at, self._last_eval = -1, {}
 
     def _architecture(self, overrides: dict):
         """The model config: --preset and --model_override, or with --init_checkpoint the
@@ -270,8 +270,9 @@ class Pretrainer:
                                     after_step=self._evaluate_at_checkpoints)
             except tf.errors.DataLossError as e:
                 raise TrainingError(corrupt_shard_message(self.source, e)) from None
-        if (c.eval_input_file or self.probe) and self._evaluated_at != engine.step():
-            last.update(self.evaluate())
+        if c.eval_input_file or self.probe:  # the last checkpoint's evaluation, or one now
+            last.update(self._last_eval if self._evaluated_at == engine.step()
+                        else self.evaluate())
         return last
 
     def _evaluate_at_checkpoints(self, step: int) -> bool:
@@ -292,6 +293,7 @@ class Pretrainer:
         if self.probe and self.engine.is_chief:
             results.update(self.probe.score(self.model.get_layer("backbone")))
         step = self._evaluated_at = self.engine.step()
+        self._last_eval = results
         if self.engine.is_chief:
             out = self.config.output_dir
             self.engine.write_summaries("eval", step, results)
