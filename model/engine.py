@@ -528,9 +528,14 @@ class Engine:
                 if stop:
                     writer.flush()
                     raise Preempted(step, signals.received or "a peer's stop signal")
-                if after_step is not None and after_step(step):
-                    self.save(step)
-                    break
+                if after_step is not None:
+                    called = time.time()
+                    finished = after_step(step)
+                    # Evaluation time is neither budget nor this window's examples/s.
+                    window_start += time.time() - called
+                    if finished:
+                        self.save(step)
+                        break
         writer.flush()
         return last
 
