@@ -44,6 +44,7 @@ rm -rf "$RUN/bert_tiny"
 run "$PY" -m model.pretrain --flagfile=configs/recipes/budget_tiny.pretrain.flags \
     --train_budget_minutes "${DEMO_PRETRAIN_MINUTES:-5}" \
     --input_file "$RUN/dataset" --output_dir "$RUN/bert_tiny" --log_steps 100 \
+    --save_checkpoints_steps 1000 \
     --eval_input_file "$RUN/dataset" --max_eval_steps 50 \
     --probe_file "$DATA/rotten_tomatoes/train.tsv,$DATA/rotten_tomatoes/dev.tsv"
 
@@ -81,8 +82,9 @@ for seed in $(seq 1 "$SEEDS"); do
   run "$PY" -m model.finetune "${FT[@]}" --init_checkpoint none --preset bert_tiny \
       --vocab_file "$RUN/vocab.txt" --seed "$seed" --output_dir "$RUN/finetune/random_s$seed"
 done
-stage "8c. ... from the imported MiniLM"
-run "$PY" -m model.finetune "${FT[@]}" --init_checkpoint "$RUN/minilm" \
+stage "8c. ... from the imported MiniLM (one seed, ${DEMO_MINILM_EPOCHS:-1} epoch: 15x bert_tiny's step)"
+run "$PY" -m model.finetune "${FT[@]}" --num_train_epochs "${DEMO_MINILM_EPOCHS:-1}" \
+    --init_checkpoint "$RUN/minilm" \
     --output_dir "$RUN/finetune/minilm"
 
 BEST=$("$PY" - "$RUN/finetune" <<'PYEOF'
