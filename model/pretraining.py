@@ -156,7 +156,9 @@ class Pretrainer:
                                    max_seq_length=min(64, self.seq_length))
             except (ProbeError, ValueError, OSError) as e:
                 raise TrainingError(str(e)) from None
-        self._evaluated_at, self._last_eval = -1, {}
+        # (step, results) of the latest evaluation: the end of a run whose last step was a
+        # checkpoint returns that one instead of evaluating twice.
+        self._last_eval = (-1, {})
 
     def _architecture(self, overrides: dict):
         """The model config: --preset and --model_override, or with --init_checkpoint the
@@ -271,8 +273,8 @@ class Pretrainer:
             except tf.errors.DataLossError as e:
                 raise TrainingError(corrupt_shard_message(self.source, e)) from None
         if c.eval_input_file or self.probe:  # the last checkpoint's evaluation, or one now
-            last.update(self._last_eval if self._evaluated_at == engine.step()
-                        else self.evaluate())
+            at, results = self._last_eval
+            last.update(results if at == engine.step() else self.evaluate())
         return last
 
     def _evaluate_at_checkpoints(self, step: int) -> bool:
@@ -292,8 +294,8 @@ class Pretrainer:
         results, about = self._evaluate_heldout() if self.config.eval_input_file else ({}, {})
         if self.probe and self.engine.is_chief:
             results.update(self.probe.score(self.model.get_layer("backbone")))
-        step = self._evaluated_at = self.engine.step()
-        self._last_eval = results
+        step = self.engine.step()
+        self._last_eval = (step, results)
         if self.engine.is_chief:
             out = self.config.output_dir
             self.engine.write_summaries("eval", step, results)
