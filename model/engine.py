@@ -6,7 +6,8 @@ every task alike: the strategy and `strategy.scope()`, the distributed step
 summed over replicas and then clipped as one global norm, after accumulation),
 gradient accumulation, mixed precision with loss scaling, XLA, checkpoints every N
 steps with resume after a crash (model, optimizer, the dropout RNG state),
-TensorBoard and JSON-lines logs, the console progress line with an ETA, the
+TensorBoard and JSON-lines logs (loss, gradient norm before the clip, learning
+rate, examples/s), the console progress line with an ETA, the
 NaN stop, and preemption: on SIGTERM or SIGINT (a spot VM reclaimed, a pod
 evicted, Ctrl-C) the step under way finishes, every worker saves a checkpoint
 at the same step, and `train` raises `Preempted` (the commands exit with
@@ -438,6 +439,12 @@ class Engine:
             # the global gradient (Keras alone would clip each replica's own part).
             grads = [tf.convert_to_tensor(g) for g in grads]  # embedding grads are sparse
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            # The global batch's gradient norm before the clip (as Hugging Face's Trainer
+            # logs it; unscaled), summed over the replicas by _reduce: 1/n each.
+            norm = tf.linalg.global_norm(grads)
+            if scaled:
+                norm = norm / tf.cast(optimizer.scale_loss(1.0), norm.dtype)
+            terms["grad_norm"] = norm / ctx.num_replicas_in_sync
             grads = [g / ctx.num_replicas_in_sync for g in grads]
             optimizer.apply_gradients(zip(grads, variables))
             # A stop signal that reached any worker: summed over the replicas with the
@@ -543,6 +550,8 @@ class Engine:
         micro = max(steps * self.config.optimizer.gradient_accumulation_steps, 1)
         metrics = dict(task.log_metrics(window, micro))
         metrics["loss"] = window.get("loss", 0.0) / micro
+        # With accumulation: the mean of the micro-batches' gradient norms.
+        metrics["grad_norm"] = window.get("grad_norm", 0.0) / micro
         metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
         metrics["examples_per_second"] = steps * self.config.train_batch_size / max(seconds, 1e-9)
         if self.progress is not None:  # the fraction of the wall-clock budget spent
