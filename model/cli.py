@@ -7,6 +7,7 @@ reads FLAGS, builds a frozen config and calls one library function.
 
 import dataclasses
 import sys
+from typing import Optional
 
 from absl import flags
 
@@ -24,10 +25,11 @@ def quiet_tensorflow():
     tf.get_logger().setLevel("ERROR")
 
 
-def define_engine_flags(*, log_steps: int, seed: int) -> None:
+def define_engine_flags(*, log_steps: int, seed: int, train_batch_size: Optional[int] = 32,
+                        default_note: str = "") -> None:
     """The engine's flags (model/engine.py), with the command's defaults where they differ."""
-    flags.DEFINE_integer("train_batch_size", 32, "Global batch size (over all replicas and "
-                         "accumulation steps).", lower_bound=1)
+    flags.DEFINE_integer("train_batch_size", train_batch_size, "Global batch size (over all "
+                         f"replicas and accumulation steps){default_note}.", lower_bound=1)
     flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per optimizer step.",
                          lower_bound=1)
     flags.DEFINE_float("clip_norm", 1.0, "Global gradient norm clip (0: none).", lower_bound=0.0)

@@ -53,11 +53,15 @@ def define_flags():
     flags.DEFINE_integer("max_seq_length", 0, "Tokens per example (0: the length the initial "
                          "model was trained at, else 128).", lower_bound=0)
     flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch.", lower_bound=1)
-    flags.DEFINE_float("num_train_epochs", 3.0, "Epochs (may be fractional).", lower_bound=0.01)
-    flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate.", lower_bound=0.0)
+    flags.DEFINE_float("num_train_epochs", None, "Epochs (may be fractional); default: the "
+                       "task's.", lower_bound=0.01)
+    flags.DEFINE_float("learning_rate", None, "Peak learning rate; default: the task's.",
+                       lower_bound=0.0)
     flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps warming up.", lower_bound=0.0,
                        upper_bound=1.0)
     flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay.", lower_bound=0.0)
+    flags.DEFINE_float("adam_epsilon", 1e-6, "AdamW epsilon (added to the bias-corrected "
+                       "second moment's root, as in PyTorch).", lower_bound=0.0)
     flags.DEFINE_integer("early_stopping_patience", 2, "Epochs without improvement before stopping "
                          "(0: never).", lower_bound=0)
     flags.DEFINE_float("dropout", -1.0, "Override the encoder's dropout (<0: keep).")
@@ -67,7 +71,8 @@ def define_flags():
     flags.DEFINE_integer("n_best_size", 20, "squad: start/end candidates.", lower_bound=1)
     flags.DEFINE_float("null_score_diff_threshold", 0.0, "squad v2: answer nothing when the null "
                        "score beats the best span by more than this.")
-    cli.define_engine_flags(log_steps=50, seed=42)
+    cli.define_engine_flags(log_steps=50, seed=42, train_batch_size=None,
+                            default_note="; default: the task's")
 
 
 def main(argv):

@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Dict, Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -32,7 +33,7 @@ from model.optimization import OptimizerConfig
 from model.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.presets import ConfigError, resolve
 from model.tasks.readers import TaskDataError
-from model.tasks import TaskData, TaskError, finetune_task
+from model.tasks import TaskData, TaskError, finetune_task, task_defaults
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 
@@ -58,10 +59,13 @@ class FinetuneConfig(EngineConfig):
     label_column: str = "label"
     max_seq_length: int = 0  # 0: the initial model's (config.json "inputs"), else 128
     eval_batch_size: int = 64
-    num_train_epochs: float = 3.0
-    learning_rate: float = 5e-5
+    # None: the task's default (FinetuneTask.defaults), resolved when the run starts
+    train_batch_size: Optional[int] = None
+    num_train_epochs: Optional[float] = None
+    learning_rate: Optional[float] = None
     warmup_proportion: float = 0.1
     weight_decay: float = 0.01
+    adam_epsilon: float = 1e-6
     clip_norm: float = 1.0
     gradient_accumulation_steps: int = 1
     early_stopping_patience: int = 2
@@ -111,7 +115,12 @@ class Finetuner:
     """Reads the data, builds the task model on the initial encoder, trains, scores."""
 
     def __init__(self, c: FinetuneConfig):
-        self.c = c
+        try:
+            defaults = task_defaults(c.task)
+        except TaskError as e:
+            raise FinetuneError(str(e)) from None
+        c = self.c = dataclasses.replace(c, **{k: v for k, v in defaults.items()
+                                               if getattr(c, k) is None})
         try:  # devices and strategy before anything starts TensorFlow's runtime
             # The accumulation is known now (the step count only once the data is read):
             # the batch's divisibility is checked before anything is read.
@@ -165,6 +174,7 @@ class Finetuner:
             raise FinetuneError(f"--eval_file {unlabelled[0]} has no labels (the best epoch is "
                                 "chosen on it); pass unlabelled files as --test_file")
         self.test = self._load(c.test_file) if c.test_file else None
+        self.model = None
 
     def _load(self, path: str, training: bool = False) -> TaskData:
         try:
@@ -232,23 +242,38 @@ class Finetuner:
 
         return fn
 
+    def schedule(self):
+        """(steps per epoch, total optimizer steps, epochs the input pipeline runs)."""
+        steps_per_epoch = math.ceil(len(self.train) / self.c.train_batch_size)
+        total = max(1, int(round(steps_per_epoch * self.c.num_train_epochs)))
+        return steps_per_epoch, total, math.ceil(total / steps_per_epoch)
+
+    def build(self) -> keras.Model:
+        """The task model on the initial encoder's weights, and the optimizer (before any
+        resume). run() calls it; a harness may call it first to read the initial weights."""
+        if self.model is not None:
+            return self.model
+        c = self.c
+        _, total, _ = self.schedule()
+        self.trainable = _Trainable(self.task, self.model_config)
+        self.model = self.engine.build(self.trainable, OptimizerConfig(
+            learning_rate=c.learning_rate, num_train_steps=total,
+            num_warmup_steps=int(total * c.warmup_proportion), weight_decay=c.weight_decay,
+            epsilon=c.adam_epsilon, clip_norm=c.clip_norm,
+            gradient_accumulation_steps=c.gradient_accumulation_steps))
+        if self.init_dir is not None:
+            try:
+                restore_encoder(self.init_dir, self.trainable.encoder)
+            except ModelDirError as e:
+                raise FinetuneError(f"--init_checkpoint: {e}") from None
+        return self.model
+
     def run(self) -> dict:
         c, engine, task = self.c, self.engine, self.task
         n = len(self.train)
-        steps_per_epoch = math.ceil(n / c.train_batch_size)
-        total = max(1, int(round(steps_per_epoch * c.num_train_epochs)))
-        epochs = math.ceil(total / steps_per_epoch)
-        trainable = _Trainable(task, self.model_config)
-        model = engine.build(trainable, OptimizerConfig(
-            learning_rate=c.learning_rate, num_train_steps=total,
-            num_warmup_steps=int(total * c.warmup_proportion), weight_decay=c.weight_decay,
-            clip_norm=c.clip_norm, gradient_accumulation_steps=c.gradient_accumulation_steps))
-        self.model = model
-        if self.init_dir is not None:
-            try:
-                restore_encoder(self.init_dir, trainable.encoder)
-            except ModelDirError as e:
-                raise FinetuneError(f"--init_checkpoint: {e}") from None
+        steps_per_epoch, total, epochs = self.schedule()
+        model = self.build()
+        trainable = self.trainable
         step = engine.restore()  # a rerun resumes where the run stopped
         best_ckpt = tf.train.Checkpoint(model=model, encoder=trainable.encoder)
         best_manager = engine.checkpoint_manager(

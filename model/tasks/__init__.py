@@ -20,7 +20,7 @@ from model.tasks.base import _BY_KIND, _BY_NAME, FinetuneTask, ServingTask, Task
 from model.tasks.base import register
 
 __all__ = ["FinetuneTask", "ServingTask", "TaskData", "TaskError", "finetune_task", "load_model",
-           "register", "serving_task", "task_names"]
+           "register", "serving_task", "task_defaults", "task_names"]
 
 
 def task_names() -> Tuple[str, ...]:
@@ -33,6 +33,13 @@ def finetune_task(name: str, settings: Optional[dict] = None) -> FinetuneTask:
     if name not in _BY_NAME:
         raise TaskError(f"--task {name!r}: known tasks are {', '.join(task_names())}")
     return _BY_NAME[name](name, settings)
+
+
+def task_defaults(name: str) -> dict:
+    """The hyperparameters a --task value fine-tunes with when the flags leave them unset."""
+    if name not in _BY_NAME:
+        raise TaskError(f"--task {name!r}: known tasks are {', '.join(task_names())}")
+    return dict(_BY_NAME[name].defaults)
 
 
 def serving_task(md: ModelDir) -> ServingTask:

@@ -139,6 +139,8 @@ class FinetuneTask(ServingTask):
     """
 
     task_names: Tuple[str, ...] = ()  # --task values this class serves
+    # What the family fine-tunes with when the flags leave it unset (README's table).
+    defaults = {"learning_rate": 5e-5, "num_train_epochs": 3.0, "train_batch_size": 32}
     primary_metric = "accuracy"  # the dev metric that picks the best epoch
     uses_pooler = True  # token-level heads leave the pooler out of the update
     target_keys: Tuple[str, ...] = ("labels",)
