@@ -109,7 +109,7 @@ def main():
         for name, (init, info) in inits.items():
             runs = {}
             for seed in seeds:
-                runs[seed] = ours(work, 3, 2e-5, seed, init=init, name=name)
+                runs[seed] = ours(work, "rt", 3, seed, lr=2e-5, init=init, name=name)
                 print(name, seed, runs[seed], flush=True)
             results["arms"][name] = {"adaptation": info, "finetune": runs}
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
@@ -121,8 +121,8 @@ def main():
     for name, arm in results["arms"].items():
         wall = f"{arm['adaptation']['wall_seconds']:.0f} s" if arm["adaptation"] else "-"
         for seed, r in arm["finetune"].items():
-            print(f"| {name} | {wall} | {seed} | {r['dev_accuracy']:.4f} | "
-                  f"{r['test_accuracy']:.4f} |")
+            print(f"| {name} | {wall} | {seed} | {r['dev']:.4f} | "
+                  f"{r['test']:.4f} |")
 
 
 if __name__ == "__main__":
