@@ -34,9 +34,12 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-DATA = os.path.join(ROOT, "data")
+from benchmarks.bench_finetune import DATA, import_minilm  # noqa: E402
+
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 BENCH_PYTHON = os.path.join(ROOT, ".venv-bench", "bin", "python")
 
@@ -91,16 +94,6 @@ def family_data(family, work):
     raise ValueError(f"unknown family {family!r}; one of {', '.join(FAMILIES)}")
 
 
-def import_minilm(work):
-    """all-MiniLM-L6-v2 imported into WORK/minilm (once)."""
-    model = os.path.join(work, "minilm")
-    if not os.path.exists(os.path.join(model, "config.json")):
-        subprocess.run([sys.executable, "-m", "model.import_checkpoint", "--format", "hf",
-                        "--checkpoint_dir", os.path.join(DATA, "minilm"), "--output_dir", model],
-                       check=True, cwd=ROOT, capture_output=True)
-    return model
-
-
 def run_ours(family, work, steps, batch, seq_length, learning_rate, seed=1):
     """Trains our side; returns (per-step log, initial head, batches, final weights, config).
 
@@ -148,10 +141,9 @@ def run_ours(family, work, steps, batch, seq_length, learning_rate, seed=1):
     return log, initial_head, batches, final, settings
 
 
-def run_peer(work, family, initial_head, batches, settings):
-    import numpy as np
+def run_peer(work, family, initial_head, batches, settings, extra=None):
     arrays = {"settings": json.dumps(settings), "head/kernel": initial_head["kernel"],
-              "head/bias": initial_head["bias"]}
+              "head/bias": initial_head["bias"], **(extra or {})}
     for i, b in enumerate(batches):
         arrays.update({f"step{i}/{k}": v for k, v in b.items()})
     in_path, out_path = (os.path.join(work, f"peer_{family}_{x}.npz") for x in ("in", "out"))
@@ -177,7 +169,6 @@ def peer_weights(family, peer):
             hf[name[len("bert."):] if name.startswith("bert.") else name] = value
     head = "qa_outputs" if family == "squad" else "classifier"
     if "pooler.dense.weight" not in hf:  # token heads have no pooler (ours is not trained)
-        import numpy as np
         from safetensors.numpy import load_file
         original = load_file(os.path.join(DATA, "minilm", "model.safetensors"))
         hf["pooler.dense.weight"] = np.asarray(original["pooler.dense.weight"])
@@ -203,7 +194,6 @@ def shift_invariant(family, name, last_layer) -> bool:
 
 def compare(family, work, steps=20, batch=8, seq_length=64, learning_rate=5e-5):
     """One family's comparison: per-step figures of both sides and the weights' agreement."""
-    import numpy as np
     log, initial_head, batches, ours_final, settings = run_ours(
         family, work, steps, batch, seq_length, learning_rate)
     peer = run_peer(work, family, initial_head, batches, settings)
@@ -256,8 +246,49 @@ def compare(family, work, steps=20, batch=8, seq_length=64, learning_rate=5e-5):
     }
 
 
+def cross_run(family, work, seed, epochs=3.0, batch=32, seq_length=128,
+              learning_rate=5e-5):
+    """A whole fine-tuning run of the peer on our run's data order and initial head.
+
+    Our Finetuner (the family's data/ner or Rotten Tomatoes files, dropout as the model's)
+    builds the model and yields every batch of the run; the peer trains on them with
+    dropout, and its logits on our dev features are scored by our task. Two sides that
+    compute the same steps then differ only in their dropout masks: a seed that learns
+    nothing on ours and something on the peer's order is the framework; one that learns
+    nothing on both is the order and the initial head."""
+    import tensorflow as tf
+    from model.finetuning import FinetuneConfig, Finetuner
+
+    files = {"ner": ("ner", os.path.join(DATA, "ner", "train.txt"),
+                     os.path.join(DATA, "ner", "dev.txt"))}
+    task, train, dev = files[family]
+    f = Finetuner(FinetuneConfig(
+        task=task, train_file=train, eval_file=dev, output_dir=os.path.join(work, f"x{seed}"),
+        init_checkpoint=import_minilm(work), max_seq_length=seq_length,
+        train_batch_size=batch, num_train_epochs=epochs, learning_rate=learning_rate,
+        mixed_precision="float32", seed=seed))
+    steps_per_epoch, total, n_epochs = f.schedule()
+    model = f.build()
+    head = model.get_layer(HEAD_LAYERS[family])
+    initial_head = {w.path.rsplit("/", 1)[1]: w.numpy() for w in head.weights}
+    dataset = f._dataset_fn(steps_per_epoch, n_epochs, 0)(tf.distribute.InputContext())
+    batches = [{k: v.numpy() for k, v in b.items()} for b in dataset.take(total)]
+    opt = f.engine.config.optimizer
+    settings = dict(family=family, steps=total, num_labels=len(f.task.labels),
+                    learning_rate=opt.learning_rate, num_train_steps=opt.num_train_steps,
+                    num_warmup_steps=opt.num_warmup_steps, weight_decay=opt.weight_decay,
+                    beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon,
+                    clip_norm=opt.clip_norm, dropout=f.model_config.dropout)
+    evals = {f"eval/{k}": f.evals[0].arrays[k] for k in ("input_ids", "input_mask",
+                                                          "segment_ids")}
+    peer = run_peer(work, f"{family}_cross{seed}", initial_head, batches, settings, evals)
+    scores, _ = f.task.score({"logits": peer["eval_logits"]}, f.evals[0])
+    return {"seed": seed, "peer_on_our_order": scores[f.task.primary_metric],
+            "peer_loss_per_epoch": [float(np.mean(peer["loss"][i:i + steps_per_epoch]))
+                                    for i in range(0, total, steps_per_epoch)]}
+
+
 def summary(r):
-    import numpy as np
     o, p = np.array(r["ours_loss"]), np.array(r["peer_loss"])
     go, gp = np.array(r["ours_grad_norm"]), np.array(r["peer_grad_norm"])
     return (f"{r['family']:16s} loss step 1 {o[0]:.5f} / {p[0]:.5f}, step {len(o)} "
@@ -274,10 +305,20 @@ def main():
     parser.add_argument("--max_seq_length", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=5e-5)
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--cross_seeds", default="",
+                        help="instead: NER, whole runs of the peer on our order (cross_run)")
     parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "results",
                                                          "finetune_parity.json"))
     args = parser.parse_args()
     results = []
+    if args.cross_seeds:
+        with tempfile.TemporaryDirectory() as work:
+            for seed in args.cross_seeds.split(","):
+                results.append(cross_run("ner", work, int(seed)))
+                print(json.dumps(results[-1]), flush=True)
+        with open(args.output, "w") as f:
+            json.dump(results, f, indent=1)
+        return
     with tempfile.TemporaryDirectory() as work:
         for family in args.families.split(","):
             r = compare(family, work, args.steps, args.batch, args.max_seq_length,

@@ -3,7 +3,7 @@
     .venv-bench/bin/python benchmarks/peer_hf_steps.py CHECKPOINT_DIR IN.npz OUT.npz
 
 IN.npz (written by finetune_parity.py) holds `settings` (JSON: the family, the label
-count, the optimizer's settings), the head's initial weights as `head/kernel` and
+count, the optimizer's settings, the dropout: 0 unless given), the head's initial weights as `head/kernel` and
 `head/bias` (Keras layout: [in, out]), and each step's batch as `step{i}/{key}`: exactly
 the tensors our input pipeline gave our training step, in order.
 
@@ -18,7 +18,8 @@ clip_grad_norm_ (whose return value is the norm before clipping, the figure the 
 logs).
 
 OUT.npz gets `loss`, `grad_norm`, `learning_rate` per step, and every final weight under
-its transformers name. Kept out of the product: torch lives in .venv-bench only.
+its transformers name; with `eval/{input_ids,input_mask,segment_ids}` in IN.npz, also
+`eval_logits`, the trained model's (eval mode) on them. Kept out of the product: torch lives in .venv-bench only.
 """
 
 import json
@@ -62,7 +63,8 @@ def main(checkpoint_dir, in_path, out_path):
     family = s["family"]
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
-    kwargs = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    dropout = s.get("dropout", 0.0)
+    kwargs = dict(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     if family == "regression":
         kwargs.update(num_labels=1, problem_type="regression")
     elif family in ("classification", "pair", "ner"):
@@ -72,7 +74,7 @@ def main(checkpoint_dir, in_path, out_path):
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(data["head/kernel"].T.copy()))
         head.bias.copy_(torch.from_numpy(data["head/bias"].copy()))
-    model.train()  # dropout is 0: train mode computes what eval mode does
+    model.train()  # with dropout 0, train mode computes what eval mode does
 
     no_decay = {n for n, _ in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n}
     groups = [{"params": [p for n, p in model.named_parameters() if n not in no_decay],
@@ -98,8 +100,20 @@ def main(checkpoint_dir, in_path, out_path):
         norms.append(float(norm))
     weights = {f"weight/{k}": v.detach().numpy() for k, v in model.state_dict().items()
                if v.dtype == torch.float32}
+    extra = {}
+    if "eval/input_ids" in data.files:  # the trained model's logits on these inputs
+        model.eval()
+        logits = []
+        with torch.no_grad():
+            for i in range(0, len(data["eval/input_ids"]), 64):
+                logits.append(model(**{k: torch.from_numpy(data[f"eval/{ours}"][i:i + 64]).long()
+                                       for k, ours in (("input_ids", "input_ids"),
+                                                       ("attention_mask", "input_mask"),
+                                                       ("token_type_ids", "segment_ids"))}
+                                    ).logits.numpy())
+        extra["eval_logits"] = np.concatenate(logits)
     np.savez(out_path, loss=np.array(losses), grad_norm=np.array(norms),
-             learning_rate=np.array(rates), **weights)
+             learning_rate=np.array(rates), **weights, **extra)
 
 
 if __name__ == "__main__":
