@@ -217,3 +217,28 @@ def test_early_stopping_keeps_the_best_epochs_weights_not_the_last(tmp_path):
     with pytest.raises(FinetuneError, match=r"the best epoch's checkpoint \(.*/checkpoints/"
                                             r"ckpt-12, epoch 1 in history.json\) is missing"):
         finetune(config)
+
+
+def test_unset_hyperparameters_take_the_tasks_defaults(tmp_path):
+    """--learning_rate, --num_train_epochs, --train_batch_size left unset: the task's
+    (FinetuneTask.defaults; NER's batch is 16), recorded in config.json; set: the flag's."""
+    from model.finetuning import Finetuner
+
+    ner = dict(task="ner", train_file=str(FIXTURES / "ner" / "train.txt"),
+               eval_file=str(FIXTURES / "ner" / "dev.txt"), init_checkpoint="none",
+               vocab_file=VOCAB, max_seq_length=32, mixed_precision="float32")
+    f = Finetuner(FinetuneConfig(output_dir=str(tmp_path / "a"), **ner))
+    assert (f.c.train_batch_size, f.c.learning_rate, f.c.num_train_epochs) == (16, 5e-5, 3.0)
+    assert f.engine.config.train_batch_size == 16
+    glue = FIXTURES / "glue" / "SST-2"
+    f = Finetuner(FinetuneConfig(task="sst2", train_file=str(glue / "train.tsv"),
+                                 eval_file=str(glue / "dev.tsv"), output_dir=str(tmp_path / "b"),
+                                 init_checkpoint="none", vocab_file=VOCAB))
+    assert (f.c.train_batch_size, f.c.learning_rate, f.c.num_train_epochs) == (32, 5e-5, 3.0)
+    # Set values win, and config.json records what the run used.
+    result = finetune(FinetuneConfig(output_dir=str(tmp_path / "c"), train_batch_size=4,
+                                     learning_rate=1e-3, num_train_epochs=1, **ner))
+    used = json.loads((tmp_path / "c" / "config.json").read_text())["finetuning"]
+    assert (used["train_batch_size"], used["learning_rate"], used["num_train_epochs"]) == \
+        (4, 1e-3, 1)
+    assert result["train_steps"] == -(-3 // 4)  # the fixture's 3 sentences, batch 4
