@@ -44,7 +44,8 @@ bench: $(STAMP) data $(BENCH_VENV)/.installed
 	$(PY) benchmarks/bench_pipeline.py --repeats 3
 	$(PY) benchmarks/bench_pretrain.py --repeats 3
 	$(PY) benchmarks/bench_serving.py
-	$(PY) benchmarks/bench_finetune.py
+	$(PY) benchmarks/finetune_parity.py
+	$(PY) benchmarks/bench_finetune.py --tasks rt,ner --seeds 1,2,3
 	$(PY) benchmarks/bench_adaptation.py --domain_vocab
 	$(PY) benchmarks/bench_precision.py --repeats 3
 	$(PY) benchmarks/bench_recipes.py
