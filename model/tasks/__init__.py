@@ -28,18 +28,20 @@ def task_names() -> Tuple[str, ...]:
     return tuple(sorted(_BY_NAME))
 
 
-def finetune_task(name: str, settings: Optional[dict] = None) -> FinetuneTask:
-    """The task of a --task value, with its settings (flags)."""
+def _task_class(name: str) -> type:
     if name not in _BY_NAME:
         raise TaskError(f"--task {name!r}: known tasks are {', '.join(task_names())}")
-    return _BY_NAME[name](name, settings)
+    return _BY_NAME[name]
+
+
+def finetune_task(name: str, settings: Optional[dict] = None) -> FinetuneTask:
+    """The task of a --task value, with its settings (flags)."""
+    return _task_class(name)(name, settings)
 
 
 def task_defaults(name: str) -> dict:
     """The hyperparameters a --task value fine-tunes with when the flags leave them unset."""
-    if name not in _BY_NAME:
-        raise TaskError(f"--task {name!r}: known tasks are {', '.join(task_names())}")
-    return dict(_BY_NAME[name].defaults)
+    return dict(_task_class(name).defaults)
 
 
 def serving_task(md: ModelDir) -> ServingTask:
