@@ -28,6 +28,7 @@ this and derives its tolerances; see there.
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -111,14 +112,10 @@ def run_ours(family, work, steps, batch, seq_length, learning_rate, seed=1):
     f = Finetuner(config)
     per_epoch = -(-len(f.train) // batch)
     f.c = dataclasses.replace(config, num_train_epochs=steps / per_epoch)
-    steps_per_epoch, total, epochs = f.schedule()
-    assert total == steps, (total, steps)
-    model = f.build()
-    encoder = f.trainable.encoder
+    assert f.schedule()[1] == steps, (f.schedule(), steps)
+    initial_head, batches, settings = _peer_inputs(f, family)
+    model, encoder = f.model, f.trainable.encoder
     head = model.get_layer(HEAD_LAYERS[family])
-    initial_head = {w.path.rsplit("/", 1)[1]: w.numpy() for w in head.weights}
-    dataset = f._dataset_fn(steps_per_epoch, epochs, 0)(tf.distribute.InputContext())
-    batches = [{k: v.numpy() for k, v in b.items()} for b in dataset.take(steps)]
     f.run()
     with open(os.path.join(out, "train_log.jsonl")) as fh:
         log = [json.loads(line) for line in fh]
@@ -132,13 +129,26 @@ def run_ours(family, work, steps, batch, seq_length, learning_rate, seed=1):
 
     final = {"encoder/" + rel(w): w.numpy() for w in encoder.weights}
     final.update({"head/" + w.path.rsplit("/", 1)[1]: w.numpy() for w in head.weights})
+    return log, initial_head, batches, final, settings
+
+
+def _peer_inputs(f, family, **settings):
+    """(our initial head, every batch of the run as our input pipeline yields it, the peer's
+    settings) of a Finetuner, its model built but not trained."""
+    import tensorflow as tf
+
+    steps_per_epoch, total, epochs = f.schedule()
+    head = f.build().get_layer(HEAD_LAYERS[family])
+    initial_head = {w.path.rsplit("/", 1)[1]: w.numpy() for w in head.weights}
+    dataset = f._dataset_fn(steps_per_epoch, epochs, 0)(tf.distribute.InputContext())
+    batches = [{k: v.numpy() for k, v in b.items()} for b in dataset.take(total)]
     opt = f.engine.config.optimizer
-    settings = dict(family=family, steps=steps, num_labels=len(f.task.labels or []) or 1,
+    settings.update(family=family, steps=total, num_labels=len(f.task.labels or []) or 1,
                     learning_rate=opt.learning_rate, num_train_steps=opt.num_train_steps,
                     num_warmup_steps=opt.num_warmup_steps, weight_decay=opt.weight_decay,
                     beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon,
                     clip_norm=opt.clip_norm)
-    return log, initial_head, batches, final, settings
+    return initial_head, batches, settings
 
 
 def run_peer(work, family, initial_head, batches, settings, extra=None):
@@ -157,20 +167,31 @@ def run_peer(work, family, initial_head, batches, settings, extra=None):
         return {k: data[k] for k in data.files}
 
 
+@functools.lru_cache(maxsize=1)
+def _original():
+    """(config.json, weights) of the original all-MiniLM-L6-v2, read once per process."""
+    from safetensors.numpy import load_file
+    with open(os.path.join(DATA, "minilm", "config.json")) as f:
+        config = json.load(f)
+    return config, load_file(os.path.join(DATA, "minilm", "model.safetensors"))
+
+
+def _peer_head(family):
+    return "qa_outputs" if family == "squad" else "classifier"  # as peer_hf_steps.HEADS
+
+
 def peer_weights(family, peer):
     """The peer's final weights under our names (model.import_checkpoint's mapping)."""
     from model.import_checkpoint import _model_config, HF_ACTIVATIONS, keras_weights
-    with open(os.path.join(DATA, "minilm", "config.json")) as f:
-        cfg = _model_config(json.load(f), HF_ACTIVATIONS, "config.json")
+    config, original = _original()
+    cfg = _model_config(config, HF_ACTIVATIONS, "config.json")
     hf = {}
     for name, value in peer.items():
         if name.startswith("weight/"):
             name = name[len("weight/"):]
             hf[name[len("bert."):] if name.startswith("bert.") else name] = value
-    head = "qa_outputs" if family == "squad" else "classifier"
+    head = _peer_head(family)
     if "pooler.dense.weight" not in hf:  # token heads have no pooler (ours is not trained)
-        from safetensors.numpy import load_file
-        original = load_file(os.path.join(DATA, "minilm", "model.safetensors"))
         hf["pooler.dense.weight"] = np.asarray(original["pooler.dense.weight"])
         hf["pooler.dense.bias"] = np.asarray(original["pooler.dense.bias"])
     encoder, _ = keras_weights(hf, cfg)
@@ -199,10 +220,8 @@ def compare(family, work, steps=20, batch=8, seq_length=64, learning_rate=5e-5):
     peer = run_peer(work, family, initial_head, batches, settings)
     theirs_final = peer_weights(family, peer)
     # The initial weights: the original checkpoint (the peer's mapping of it) and our head.
-    from safetensors.numpy import load_file
-    initial = peer_weights(family, {"weight/" + k: v for k, v in load_file(
-        os.path.join(DATA, "minilm", "model.safetensors")).items()} | {
-        f"weight/{'qa_outputs' if family == 'squad' else 'classifier'}.{n}":
+    initial = peer_weights(family, {"weight/" + k: v for k, v in _original()[1].items()} | {
+        f"weight/{_peer_head(family)}.{n}":
             (initial_head["kernel"].T if n == "weight" else initial_head["bias"])
         for n in ("weight", "bias")})
     missing = sorted(set(ours_final) ^ set(theirs_final))
@@ -229,8 +248,7 @@ def compare(family, work, steps=20, batch=8, seq_length=64, learning_rate=5e-5):
         diff, peer_norm = diff + e, peer_norm + p
         if p > 0 and (e / p) ** 0.5 > worst[0]:
             worst = ((e / p) ** 0.5, name)
-    with open(os.path.join(DATA, "minilm", "config.json")) as f:
-        widest_layer = json.load(f)["intermediate_size"]
+    widest_layer = _original()[0]["intermediate_size"]
     return {
         "family": family, "steps": steps, "batch": batch, "max_seq_length": seq_length,
         "ours_loss": [r["loss"] for r in log], "peer_loss": peer["loss"].tolist(),
@@ -256,7 +274,6 @@ def cross_run(family, work, seed, epochs=3.0, batch=32, seq_length=128,
     compute the same steps then differ only in their dropout masks: a seed that learns
     nothing on ours and something on the peer's order is the framework; one that learns
     nothing on both is the order and the initial head."""
-    import tensorflow as tf
     from model.finetuning import FinetuneConfig, Finetuner
 
     files = {"ner": ("ner", os.path.join(DATA, "ner", "train.txt"),
@@ -267,18 +284,8 @@ def cross_run(family, work, seed, epochs=3.0, batch=32, seq_length=128,
         init_checkpoint=import_minilm(work), max_seq_length=seq_length,
         train_batch_size=batch, num_train_epochs=epochs, learning_rate=learning_rate,
         mixed_precision="float32", seed=seed))
-    steps_per_epoch, total, n_epochs = f.schedule()
-    model = f.build()
-    head = model.get_layer(HEAD_LAYERS[family])
-    initial_head = {w.path.rsplit("/", 1)[1]: w.numpy() for w in head.weights}
-    dataset = f._dataset_fn(steps_per_epoch, n_epochs, 0)(tf.distribute.InputContext())
-    batches = [{k: v.numpy() for k, v in b.items()} for b in dataset.take(total)]
-    opt = f.engine.config.optimizer
-    settings = dict(family=family, steps=total, num_labels=len(f.task.labels),
-                    learning_rate=opt.learning_rate, num_train_steps=opt.num_train_steps,
-                    num_warmup_steps=opt.num_warmup_steps, weight_decay=opt.weight_decay,
-                    beta_1=opt.beta_1, beta_2=opt.beta_2, epsilon=opt.epsilon,
-                    clip_norm=opt.clip_norm, dropout=f.model_config.dropout)
+    steps_per_epoch, total, _ = f.schedule()
+    initial_head, batches, settings = _peer_inputs(f, family, dropout=f.model_config.dropout)
     evals = {f"eval/{k}": f.evals[0].arrays[k] for k in ("input_ids", "input_mask",
                                                           "segment_ids")}
     peer = run_peer(work, f"{family}_cross{seed}", initial_head, batches, settings, evals)
