@@ -42,7 +42,7 @@ setuptools.setup(
             "bert-build-vocab=pipeline.build_vocab:entry_point",
             "bert-pretrain=model.pretrain:entry_point",
             "bert-import-checkpoint=model.import_checkpoint:entry_point",
-            "bert-export=model.export:entry_point",
+            "bert-export=model.export.__main__:entry_point",
             "bert-predict=model.predict:entry_point",
             "bert-finetune=model.finetune:entry_point",
         ],

@@ -12,7 +12,7 @@ on both sides, run one after the other in the same invocation, each seed on both
 - ner: data/ner (1,910 / 220 / 264 tweets, BIO tags), first-subword token
   classification, lr 5e-5, max_seq_length 128; the peer is BertForTokenClassification
   in Trainer's loop. Both sides' word tags are scored here by the same entity F1
-  (model.metrics, seqeval's micro average).
+  (model.tasks.metrics, seqeval's micro average).
 
 Batch 32 (--batch), warmup 10%, weight decay 0.01, AdamW epsilon 1e-6, clip 1.0; the dev set scored
 every epoch and the best epoch kept (dev accuracy / entity F1), its test score reported.
@@ -94,7 +94,7 @@ def peer(work, task, epochs, seed, lr=None, batch=32):
     if task == "rt":
         return {"dev": r["dev_accuracy"], "test": r["test_accuracy"],
                 "train_seconds": r["train_seconds"], "wall_seconds": wall}
-    from model import metrics as M
+    from model.tasks import metrics as M
     from model.tasks.readers import read_conll
     gold = {s: [e.tags for e in read_conll(os.path.join(DATA, folder, f"{s}.txt"))[0]]
             for s in ("dev", "test")}

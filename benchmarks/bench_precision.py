@@ -5,7 +5,7 @@
 One train step of the pretraining task (MLM only, batch 32, length 128, 20
 predictions, AdamW), each precision in its own process, interleaved, medians
 of `--repeats`. Prints examples/s per precision and the ratio, and what
-`--mixed_precision auto` picks here (model/engine.py `bf16_hardware`). Writes
+`--mixed_precision auto` picks here (model/training/engine.py `bf16_hardware`). Writes
 benchmarks/results/precision.json.
 """
 
@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = r'''
 import sys, time
 import numpy as np, tensorflow as tf, keras
-from model.presets import resolve
+from model.networks.presets import resolve
 from model.tasks.pretraining import PretrainingTask
 policy, preset = sys.argv[1], sys.argv[2]
 keras.mixed_precision.set_dtype_policy(policy)
@@ -70,7 +70,7 @@ def main():
     sys.path.insert(0, ROOT)
     import tensorflow as tf
 
-    from model.engine import bf16_hardware
+    from model.training.engine import bf16_hardware
 
     native, found = bf16_hardware(tf.distribute.get_strategy())
     medians = {p: statistics.median(v) for p, v in runs.items()}

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_pretrain.py [--repeats 3] [--steps 30]
 
 bert_tiny and bert_mini, global batch 32, seq 128, 20 predictions, MLM+NSP,
-fp32, on this CPU. Ours is model.engine's real train step over a real
+fp32, on this CPU. Ours is model.training.engine's real train step over a real
 dataset (the lead sections through our pipeline, uncased vocab, 30,522);
 the peer is transformers' BertForPreTraining with a plain AdamW loop,
 gathering the masked positions before the vocabulary projection (as
@@ -43,8 +43,8 @@ def train_flops_per_sequence(size: str) -> float:
 
 def ours(size: str, steps: int, dataset: str) -> dict:
     sys.path.insert(0, ROOT)
-    from model.optimization import OptimizerConfig
-    from model.pretraining import PretrainConfig, Pretrainer
+    from model.training.optimization import OptimizerConfig
+    from model.training.pretraining_run import PretrainConfig, Pretrainer
 
     out = tempfile.mkdtemp()
     trainer = Pretrainer(PretrainConfig(input_file=dataset, output_dir=out, preset=size,

@@ -9,7 +9,7 @@ Every arm pretrains for the same wall-clock budget (`model.pretrain
 when it ends; the steps are what fits) on the same corpus, back to back on this
 machine. 5% of the documents are held out by hash, the same ones for every arm,
 and every model is scored on one evaluation set per vocabulary made from them
-(single segments, static masks at 15%), plus the linear probe of model/probe.py
+(single segments, static masks at 15%), plus the linear probe of model/training/probe.py
 on the fine-tuning data. Then each model is fine-tuned with --finetune_seeds
 seeds, and so is a randomly initialized model of the same size for every
 vocabulary in the table ("random"): accuracy is reported as mean +- sd over the

@@ -86,7 +86,7 @@ def hf_layout_from_ours(model_dir: str, out: str):
     import numpy as np
     from safetensors.numpy import save_file
 
-    from model.model_dir import open_model_dir
+    from model.networks.model_dir import open_model_dir
     from model.tasks import load_model
 
     md = open_model_dir(model_dir)

@@ -21,7 +21,7 @@ pairs, regression, token classification, question answering, multiple choice):
 
 Data, small and real: Rotten Tomatoes sentences (classification; pairs labelled
 "same sentiment"; regression on 5 x label), data/ner sentences, the SQuAD v2 and
-multiple-choice fixtures of tests/fixtures. tests/model/test_finetune_parity.py runs
+multiple-choice fixtures of tests/fixtures. tests/model/training/test_finetune_parity.py runs
 this and derives its tolerances; see there.
 """
 
@@ -100,7 +100,7 @@ def run_ours(family, work, steps, batch, seq_length, learning_rate, seed=1):
 
     Weights are {path relative to the encoder or head layer: array}."""
     import tensorflow as tf
-    from model.finetuning import FinetuneConfig, Finetuner
+    from model.training.finetuning_run import FinetuneConfig, Finetuner
 
     out = os.path.join(work, f"ours_{family}")
     config = FinetuneConfig(
@@ -274,7 +274,7 @@ def cross_run(family, work, seed, epochs=3.0, batch=32, seq_length=128,
     compute the same steps then differ only in their dropout masks: a seed that learns
     nothing on ours and something on the peer's order is the framework; one that learns
     nothing on both is the order and the initial head."""
-    from model.finetuning import FinetuneConfig, Finetuner
+    from model.training.finetuning_run import FinetuneConfig, Finetuner
 
     files = {"ner": ("ner", os.path.join(DATA, "ner", "train.txt"),
                      os.path.join(DATA, "ner", "dev.txt"))}

@@ -11,8 +11,8 @@ from typing import Optional
 
 from absl import flags
 
-from model.distribute import STRATEGIES
-from model.engine import PRECISIONS
+from model.training.distribute import STRATEGIES
+from model.training.engine import PRECISIONS
 
 FLAGS = flags.FLAGS
 
@@ -27,7 +27,7 @@ def quiet_tensorflow():
 
 def define_engine_flags(*, log_steps: int, seed: int, train_batch_size: Optional[int] = 32,
                         default_note: str = "") -> None:
-    """The engine's flags (model/engine.py), with the command's defaults where they differ."""
+    """The engine's flags (model/training/engine.py), with the command's defaults where they differ."""
     flags.DEFINE_integer("train_batch_size", train_batch_size, "Global batch size (over all "
                          f"replicas and accumulation steps){default_note}.", lower_bound=1)
     flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per optimizer step.",
@@ -65,7 +65,7 @@ def config_from_flags(cls, **computed):
 
 def exit_preempted(command: str, preempted) -> None:
     """The one line of a preempted run, and the exit status a retry policy can match."""
-    from model.engine import EXIT_PREEMPTED
+    from model.training.engine import EXIT_PREEMPTED
     print(f"{command}: {preempted}", file=sys.stderr, flush=True)
     sys.exit(EXIT_PREEMPTED)
 

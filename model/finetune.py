@@ -13,7 +13,7 @@ taken) or `none` (random initialization of --preset, with --vocab_file).
 --eval_file may name several files separated by commas (MNLI:
 matched,mismatched); the first decides the best epoch.
 
-The training engine is pretraining's (model/engine.py), with the same flags:
+The training engine is pretraining's (model/training/engine.py), with the same flags:
 --strategy, --num_cpu_devices, --tpu, --mixed_precision, --jit_compile,
 --gradient_accumulation_steps, --save_checkpoints_steps, --keep_checkpoint_max.
 Rerunning the same command after a crash resumes it. Writes
@@ -25,9 +25,9 @@ history.json, metrics.json, report.md, predictions*.jsonl};
 from absl import app, flags
 
 from model import cli
-from model.engine import Preempted, TrainingError
-from model.finetuning import FinetuneConfig, FinetuneError, finetune
-from model.presets import PRESETS
+from model.training.engine import Preempted, TrainingError
+from model.training.finetuning_run import FinetuneConfig, FinetuneError, finetune
+from model.networks.presets import PRESETS
 from model.tasks import task_names
 
 FLAGS = flags.FLAGS

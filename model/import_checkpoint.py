@@ -10,7 +10,7 @@ google-research/bert layout (bert_config.json, bert_model.ckpt.*, vocab.txt).
 
 The encoder keeps the checkpoint's activation and layer-norm epsilon:
 Hugging Face's "gelu" is the exact erf GELU, google-research's "gelu" the
-tanh approximation (model/encoder.py says what ignoring this costs). With
+tanh approximation (model/networks/encoder.py says what ignoring this costs). With
 MLM (and NSP) head weights the result is a pretrainer that predicts masked
 tokens; without them (all-MiniLM-L6-v2) an encoder.
 """
@@ -47,7 +47,7 @@ def _read_json(path: str) -> dict:
 
 
 def _model_config(cfg: dict, activations: dict, source: str):
-    from model.presets import ConfigError, ModelConfig
+    from model.networks.presets import ConfigError, ModelConfig
 
     if cfg.get("model_type", "bert") != "bert":
         raise CheckpointImportError(f"{source}: model_type {cfg['model_type']!r} is not BERT")
@@ -168,7 +168,7 @@ def _read_tf1(checkpoint_dir: str):
 
 
 def keras_weights(weights: Dict[str, np.ndarray], cfg) -> Dict[str, np.ndarray]:
-    """Hugging Face names -> our Keras weight paths (model/encoder.py's layer names).
+    """Hugging Face names -> our Keras weight paths (model/networks/encoder.py's layer names).
 
     Raises CheckpointImportError naming the first tensor the encoder needs and lacks, or
     one whose shape does not fit the config.
@@ -237,8 +237,8 @@ def import_checkpoint(fmt: str, checkpoint_dir: str, output_dir: str,
     import keras
     import tensorflow as tf
 
-    from model.model_dir import build_encoder, open_model_dir, write_model_dir
-    from model.pretrainer import build_pretrainer
+    from model.networks.model_dir import build_encoder, open_model_dir, write_model_dir
+    from model.networks.pretrainer import build_pretrainer
 
     if fmt not in ("hf", "tf1"):
         raise CheckpointImportError(f"--format must be hf or tf1, got {fmt!r}")

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import numpy as np
 from absl import app, flags
 
-from model.textfiles import INVALID_UTF8, read_text
+from model.tasks.textfiles import INVALID_UTF8, read_text
 
 
 class PredictError(Exception):

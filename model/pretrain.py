@@ -12,16 +12,16 @@ same. Rerunning the same command after a crash resumes from the latest
 checkpoint in MODEL_DIR/checkpoints. --init_checkpoint starts a new run
 from another model's weights: continued pretraining of an imported or
 pretrained model on domain text, or phase 2 at a longer max_seq_length
-(the architecture comes from its config.json; model/warm_start.py).
+(the architecture comes from its config.json; model/training/warm_start.py).
 """
 
 from absl import app, flags
 
 from model import cli
-from model.engine import Preempted, TrainingError
-from model.optimization import SCHEDULES, OptimizerConfig
-from model.presets import PRESETS
-from model.pretraining import PretrainConfig, pretrain
+from model.training.engine import Preempted, TrainingError
+from model.training.optimization import SCHEDULES, OptimizerConfig
+from model.networks.presets import PRESETS
+from model.training.pretraining_run import PretrainConfig, pretrain
 from tfrecords.features import MAX_SEQ_LENGTH
 
 FLAGS = flags.FLAGS
@@ -80,7 +80,7 @@ def define_flags():
     flags.DEFINE_string("probe_file", "", "TRAIN[,DEV] labelled texts (TSV/CSV with a header and "
                         "a sentence or text column, or JSONL): a linear probe on the frozen "
                         "encoder is scored at every checkpoint and at the end, beside the "
-                        "held-out MLM figures (model/probe.py). One file: every fifth example "
+                        "held-out MLM figures (model/training/probe.py). One file: every fifth example "
                         "is the dev part.")
     flags.DEFINE_string("probe_label_column", "label", "The probe file's label column.")
     flags.DEFINE_bool("shuffle", True, "Shuffle files and records (--noshuffle: in order).")

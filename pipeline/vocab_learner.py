@@ -120,7 +120,7 @@ def domain_vocab(files: Sequence[str], base: Sequence[str], *, input_format: str
     the word saves over the corpus. Every other id keeps its token and the size
     is the base's, so a checkpoint trained with `base` still fits; model.pretrain
     --init_checkpoint starts each new word's embedding row at the mean of its
-    pieces' rows (model/warm_start.py).
+    pieces' rows (model/training/warm_start.py).
 
     Returns:
         (tokens in id order, one record per filled slot: id, slot, word, count, pieces).

@@ -15,7 +15,7 @@ and one name in the registry line below.
 
 from typing import Optional, Tuple
 
-from model.model_dir import ModelDir, ModelDirError, restore
+from model.networks.model_dir import ModelDir, ModelDirError, restore
 from model.tasks.base import _BY_KIND, _BY_NAME, FinetuneTask, ServingTask, TaskData, TaskError
 from model.tasks.base import register
 

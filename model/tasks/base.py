@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.encoder import BERT_INPUTS, bert_initializer, encoder_inputs
-from model.model_dir import ModelDir, build_encoder
-from model.preprocessing import BertTextPreprocessor, trim_to_longest
+from model.networks.encoder import BERT_INPUTS, bert_initializer, encoder_inputs
+from model.networks.model_dir import ModelDir, build_encoder
+from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
 
 IGNORE = -1  # label of positions without a loss (NER continuation subwords, padding)
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model import metrics as M
+from model.tasks import metrics as M
 from model.tasks.readers import GLUE, label_set, read_glue, read_table
 from model.tasks.base import (IGNORE, FinetuneTask, TaskData, TaskError, batched_tokenize,
                               label_index, register, softmax_ce)

@@ -5,8 +5,8 @@
 
 import tensorflow as tf
 
-from model.encoder import encoder_inputs
-from model.model_dir import build_encoder
+from model.networks.encoder import encoder_inputs
+from model.networks.model_dir import build_encoder
 from model.tasks.base import ServingTask, register
 
 

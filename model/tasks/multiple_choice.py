@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model import metrics as M
-from model.encoder import BERT_INPUTS
+from model.tasks import metrics as M
+from model.networks.encoder import BERT_INPUTS
 from model.tasks.base import FinetuneTask, TaskData, batched_tokenize, register, softmax_ce
 from model.tasks.readers import ReadStats, TaskDataError
-from model.textfiles import INVALID_UTF8, read_text
+from model.tasks.textfiles import INVALID_UTF8, read_text
 
 
 class _Flatten(keras.layers.Layer):

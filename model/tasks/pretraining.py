@@ -16,9 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.encoder import BERT_INPUTS, encoder_inputs
-from model.preprocessing import trim_to_longest
-from model.pretrainer import build_pretrainer
+from model.networks.encoder import BERT_INPUTS, encoder_inputs
+from model.networks.preprocessing import trim_to_longest
+from model.networks.pretrainer import build_pretrainer
 from model.tasks.base import ServingTask, register
 from tfrecords.reader import Source, make_dataset
 from tfrecords.vocab import special_ids
@@ -176,7 +176,7 @@ class PretrainingTask(ServingTask):
         return [v for v in model.trainable_variables if id(v) not in pooler]
 
     def checkpoint_objects(self, model) -> dict:
-        # `encoder` lets fine-tuning and export take the encoder alone (model/model_dir.py).
+        # `encoder` lets fine-tuning and export take the encoder alone (model/networks/model_dir.py).
         return {"encoder": model.get_layer("backbone")}
 
     def dataset_fn(self, source: Source, batch_size: int, is_training: bool, shuffle: bool,

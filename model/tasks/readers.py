@@ -15,12 +15,11 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from model import storage
-from model.textfiles import INVALID_UTF8, read_text
+from model.tasks.textfiles import INVALID_UTF8, read_text
 
 csv.field_size_limit(sys.maxsize)
 

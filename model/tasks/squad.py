@@ -17,8 +17,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from model import metrics as M
-from model.preprocessing import BertTextPreprocessor, trim_to_longest
+from model.tasks import metrics as M
+from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.tasks.readers import SquadExample, read_squad
 from model.tasks.base import (FinetuneTask, TaskData, TaskError, batched_tokenize, register,
                               softmax_ce)

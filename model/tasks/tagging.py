@@ -13,8 +13,8 @@ served, and is still scored.
 import numpy as np
 import tensorflow as tf
 
-from model import metrics as M
-from model.preprocessing import trim_to_longest
+from model.tasks import metrics as M
+from model.networks.preprocessing import trim_to_longest
 from model.tasks.readers import label_set, read_conll
 from model.tasks.base import (IGNORE, FinetuneTask, TaskData, TaskError, label_index, register,
                               softmax_ce)

@@ -42,8 +42,8 @@ def make_dataset_dir(out, **overrides):
 @pytest.fixture(scope="session")
 def pretrained_tiny(tiny_dataset, tmp_path_factory):
     """A tiny pretrainer (MLM + NSP) trained 30 steps on the fixture dataset: a model dir."""
-    from model.optimization import OptimizerConfig
-    from model.pretraining import PretrainConfig, pretrain
+    from model.training.optimization import OptimizerConfig
+    from model.training.pretraining_run import PretrainConfig, pretrain
 
     out = tmp_path_factory.mktemp("pretrained") / "tiny"
     pretrain(PretrainConfig(input_file=str(tiny_dataset), output_dir=str(out),

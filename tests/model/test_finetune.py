@@ -36,7 +36,7 @@ def test_glue_tasks(task, folder, dev, metrics, tmp_path):
     for path, scores in result["dev"].items():
         assert set(scores) == metrics, path
         # Every metric recomputed here, independently, from the predictions file and the
-        # gold labels (model/metrics.py itself is checked on hand-made sets in test_metrics)
+        # gold labels (model/tasks/metrics.py itself is checked on hand-made sets in test_metrics)
         name = os.path.splitext(os.path.basename(path))[0]
         predicted = [json.loads(line) for line in
                      (tmp_path / f"predictions_{name}.jsonl").read_text().splitlines()]
@@ -205,7 +205,7 @@ def test_squad_v2(tmp_path):
 
 
 def test_starts_from_a_pretrained_encoder(pretrained_tiny, tmp_path):
-    from model.model_dir import open_model_dir
+    from model.networks.model_dir import open_model_dir
     from model.tasks import load_model
 
     finetune(FinetuneConfig(task="sst2", train_file=str(GLUE / "SST-2" / "train.tsv"),

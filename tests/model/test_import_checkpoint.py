@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from model.import_checkpoint import CheckpointImportError, import_checkpoint
 from model.tasks import load_model
-from model.preprocessing import BertTextPreprocessor
+from model.networks.preprocessing import BertTextPreprocessor
 from tests.conftest import ROOT, run_module
 from tests.model.conftest import hf_reference
 
@@ -55,7 +55,7 @@ def test_minilm_equals_transformers_bert_model(tmp_path, bench_python):
     cfg = json.loads((tmp_path / "approx" / "config.json").read_text())
     cfg["model"]["hidden_act"] = "gelu_approximate"
     (tmp_path / "approx" / "config.json").write_text(json.dumps(cfg))
-    from model.model_dir import open_model_dir
+    from model.networks.model_dir import open_model_dir
     _, wrong, _ = load_model(open_model_dir(str(tmp_path / "approx")))
     assert _max_diff_at_tokens(_encode(wrong, x)["sequence_output"], ref["sequence_output"],
                                x["input_mask"]) > 1e-3

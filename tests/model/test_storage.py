@@ -14,14 +14,13 @@ the export: ram:// lists a directory named `assets.extra` as `assets/.extra`
 import json
 import os
 
-import pytest
 import tensorflow as tf
 
-from model.finetuning import FinetuneConfig, finetune
-from model.optimization import OptimizerConfig
-from model.pretraining import PretrainConfig, pretrain
+from model.training.finetuning_run import FinetuneConfig, finetune
+from model.training.optimization import OptimizerConfig
+from model.training.pretraining_run import PretrainConfig, pretrain
 from tests.model.conftest import TINY
-from tests.model.test_finetuning import sentiment_files
+from tests.model.training.test_finetuning import sentiment_files
 
 
 def copy_tree(local, remote):

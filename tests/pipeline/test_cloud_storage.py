@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.conftest import FIXTURES, ROOT, run_module
+from tests.conftest import FIXTURES, run_module
 
 pytest.importorskip("gcp_storage_emulator", reason="needs gcp-storage-emulator "
                     "(requirements-test.txt)")

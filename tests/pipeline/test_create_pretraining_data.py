@@ -603,7 +603,6 @@ def test_sigterm_stops_the_job_without_a_dataset_or_a_lock_and_the_rerun_works(t
     """A preempted VM's SIGTERM while the pipeline runs (on the default multi-process
     runner): one line, status 75, no COMPLETED dataset, no lock, no worker process left
     behind, only the log kept; the same command then runs from scratch."""
-    import signal
     import sys
     import time
 

@@ -95,7 +95,7 @@ def test_sentences_as_the_pipeline_cuts_them_equal_the_reference_on_both_paths()
         expected = [reference.convert_tokens_to_ids(reference.tokenize(s)) for s in sentences]
         assert ours.tokenize_batch(sentences) == expected  # cold cache
         assert ours.tokenize_batch(sentences) == expected  # warm
-        # Longer words are [UNK] on both paths, as in serving (model/preprocessing.py) and
+        # Longer words are [UNK] on both paths, as in serving (model/networks/preprocessing.py) and
         # Hugging Face; FullTokenizer would cut them into pieces (up to 400 characters).
         assert ours.tokenize_batch(["x" * 101, "\u00e9" + "x" * 100]) == [[ours.unk_id]] * 2
         small = ours_module._CACHE_WORDS

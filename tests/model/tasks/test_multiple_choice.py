@@ -5,7 +5,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from model.finetuning import FinetuneConfig, finetune
+from model.training.finetuning_run import FinetuneConfig, finetune
 from model.tasks import finetune_task
 from model.tasks.base import TaskData
 from model.tasks.multiple_choice import read_choices

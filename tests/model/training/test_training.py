@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.optimization import OptimizerConfig
-from model.engine import EXIT_PREEMPTED, TrainingError
-from model.pretraining import PretrainConfig, pretrain
+from model.training.optimization import OptimizerConfig
+from model.training.engine import EXIT_PREEMPTED, TrainingError
+from model.training.pretraining_run import PretrainConfig, pretrain
 from tests.conftest import (FIXTURES, ROOT, error_line, kill_when_written, run_module,
                             signal_at)
 from tests.model.equivalence import assert_same_training
@@ -342,7 +342,7 @@ def test_sigterm_to_one_worker_stops_every_worker_at_the_same_step(tiny_dataset,
 def test_resume_cuts_the_log_back_but_deletes_only_a_last_line_cut_by_the_kill(tmp_path, capsys):
     import types
 
-    from model.engine import Engine
+    from model.training.engine import Engine
     log = tmp_path / "train_log.jsonl"
     log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (1, 2))
                    + "a note someone added\n" + json.dumps({"step": 3}) + "\n"

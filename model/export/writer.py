@@ -1,9 +1,9 @@
-"""Model directory -> the four SavedModels of an export (see model/export.py for the layout).
+"""Model directory -> the four SavedModels of an export (see model/export/__main__.py for the layout).
 
 `export_model` loads the model of any kind through its task class
 (model/tasks/), builds the serving module, the token-ids-only module, the TF
 Hub encoder and preprocessor, writes them into a staging directory, has
-model/export_verify.py run them as their clients do, and moves them into
+model/export/verify.py run them as their clients do, and moves them into
 their version directories.
 """
 
@@ -16,12 +16,12 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from model import storage
-from model.export_check import ClientError
-from model.export_verify import ExportError, verify_export
-from model.hub_export import HubEncoder, HubPreprocessor
-from model.model_dir import DEFAULT_SEQ_LENGTH, ModelDir, ModelDirError, open_model_dir
-from model.preprocessing import BertTextPreprocessor
-from model.savedmodel import ExportRoot, keras_free, save
+from model.export.checks import ClientError
+from model.export.verify import ExportError, verify_export
+from model.export.hub import HubEncoder, HubPreprocessor
+from model.networks.model_dir import DEFAULT_SEQ_LENGTH, ModelDir, ModelDirError, open_model_dir
+from model.networks.preprocessing import BertTextPreprocessor
+from model.export.savedmodel import ExportRoot, keras_free, save
 from model.tasks import load_model
 from tfrecords.vocab import read_vocab, special_ids
 

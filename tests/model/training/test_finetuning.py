@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.finetuning import FinetuneConfig, finetune
-from model.engine import EXIT_PREEMPTED
+from model.training.finetuning_run import FinetuneConfig, finetune
+from model.training.engine import EXIT_PREEMPTED
 from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module, signal_at
 from tests.model.equivalence import assert_same_training
 from tests.model.test_finetune import _sentiment_rows
-from tests.model.test_training import _free_ports
+from tests.model.training.test_training import _free_ports
 
 VOCAB = str(FIXTURES / "vocab.txt")
 
@@ -212,7 +212,7 @@ def test_early_stopping_keeps_the_best_epochs_weights_not_the_last(tmp_path):
 
     assert holds_all("ckpt-12") and not holds_all("ckpt-36")
     # without that checkpoint the rerun fails naming it (it never scores the last weights)
-    from model.finetuning import FinetuneError
+    from model.training.finetuning_run import FinetuneError
     shutil.rmtree(out / "checkpoints")
     with pytest.raises(FinetuneError, match=r"the best epoch's checkpoint \(.*/checkpoints/"
                                             r"ckpt-12, epoch 1 in history.json\) is missing"):
@@ -222,7 +222,7 @@ def test_early_stopping_keeps_the_best_epochs_weights_not_the_last(tmp_path):
 def test_unset_hyperparameters_take_the_tasks_defaults(tmp_path):
     """--learning_rate, --num_train_epochs, --train_batch_size left unset: the task's
     (FinetuneTask.defaults; NER's batch is 16), recorded in config.json; set: the flag's."""
-    from model.finetuning import Finetuner
+    from model.training.finetuning_run import Finetuner
 
     ner = dict(task="ner", train_file=str(FIXTURES / "ner" / "train.txt"),
                eval_file=str(FIXTURES / "ner" / "dev.txt"), init_checkpoint="none",

@@ -49,10 +49,10 @@ class ModelConfig:
     max_sequence_length: int = 512
     num_segments: int = 2
     # "gelu_approximate" (tanh) is google-research/bert's and keras-hub's;
-    # Hugging Face's "gelu" is the exact erf form (see model/encoder.py).
+    # Hugging Face's "gelu" is the exact erf form (see model/networks/encoder.py).
     hidden_act: str = "gelu_approximate"
     layer_norm_epsilon: float = 1e-12
-    # Pre-LayerNorm blocks plus a final LayerNorm (model/encoder.py). A config.json
+    # Pre-LayerNorm blocks plus a final LayerNorm (model/networks/encoder.py). A config.json
     # without the field is post-LN, as every model made before it.
     norm_first: bool = False
     preset: str = "custom"

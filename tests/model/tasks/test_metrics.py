@@ -2,7 +2,7 @@
 
 import pytest
 
-from model import metrics as M
+from model.tasks import metrics as M
 
 
 def test_glue_metrics_by_hand():

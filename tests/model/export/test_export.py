@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.preprocessing import OPS_NEEDED
+from model.networks.preprocessing import OPS_NEEDED
 from tests.conftest import ROOT, run_module
 
 DATA = ROOT / "data"
@@ -90,7 +90,7 @@ def test_export_writes_verified_saved_models(exported, pretrained_tiny):
 
 def test_session_loader_runs_token_ids_as_keras_does(exported, pretrained_tiny, tmp_path):
     """TF Serving's path (the issue's FailedPreconditionError) against the Keras model itself."""
-    from model.model_dir import open_model_dir
+    from model.networks.model_dir import open_model_dir
     from model.tasks import load_model
 
     rng = np.random.default_rng(0)
@@ -312,9 +312,9 @@ def test_raw_text_masked_lm_memory_is_what_the_request_asks(tmp_path):
     """1,000 strings, one with a [MASK], through a 30,522-word pretrainer's raw-text signature:
     the vocabulary projection runs for the one [MASK] only (before: a full-vocabulary softmax
     for 20 slots of every row, ~2.4 GB here)."""
-    from model.exporter import export_model
-    from model.optimization import OptimizerConfig
-    from model.pretraining import PretrainConfig, pretrain
+    from model.export.writer import export_model
+    from model.training.optimization import OptimizerConfig
+    from model.training.pretraining_run import PretrainConfig, pretrain
     from tests.model.conftest import TINY, make_dataset_dir
     vocab = DATA / "vocab" / "uncased_vocab.txt"
     data = make_dataset_dir(tmp_path / "ds", vocab_file=str(vocab), dupe_factor=1)
@@ -339,7 +339,7 @@ def test_the_verifier_refuses_an_export_that_differs_from_the_keras_model(pretra
     written SavedModels differ from the Keras model (a 1e-3 shift of the token embeddings
     after writing, far above the 1e-5 tolerance) and the export must be refused, with
     nothing published."""
-    import model.exporter as exporter
+    import model.export.writer as exporter
     real = exporter.verify_export
 
     def after_a_change(serving, hub_encoder, staged):

@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from model.heads import NextSentenceHead
-from model.optimization import OptimizerConfig, WarmupPolynomialDecay, build_optimizer
-from model.presets import PRESETS, ConfigError, parse_overrides, resolve
-from model.pretrainer import build_pretrainer
+from model.networks.heads import NextSentenceHead
+from model.training.optimization import OptimizerConfig, WarmupPolynomialDecay, build_optimizer
+from model.networks.presets import PRESETS, ConfigError, parse_overrides, resolve
+from model.networks.pretrainer import build_pretrainer
 
 
 def test_presets_are_the_published_sizes():

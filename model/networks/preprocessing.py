@@ -20,7 +20,7 @@ ragged arithmetic, not tf-text's `RoundRobinTrim` (newer, and missing from
 stock servers: tensorflow/serving#2267).
 
 Measured agreement with the pipeline's tokenizer and with all-MiniLM-L6-v2's
-own tokenizer.json: see tests/model/test_preprocessing.py.
+own tokenizer.json: see tests/model/networks/test_preprocessing.py.
 """
 
 import hashlib

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from model.optimization import OptimizerConfig
-from model.engine import TrainingError
-from model.pretraining import PretrainConfig, Pretrainer, pretrain
+from model.training.optimization import OptimizerConfig
+from model.training.engine import TrainingError
+from model.training.pretraining_run import PretrainConfig, Pretrainer, pretrain
 from tests.model.conftest import TINY, make_dataset_dir
 
 

@@ -16,7 +16,7 @@ Encoder: `__call__(inputs, training=None)` (dropout when training) returns
 pooled_output, sequence_output, default (= pooled_output) and
 encoder_outputs (a list, every transformer layer's output); `variables`,
 `trainable_variables` (the ones the forward pass reads: see
-model/savedmodel.py) and `regularization_losses` (none). Its serving_default
+model/export/savedmodel.py) and `regularization_losses` (none). Its serving_default
 signature has the same outputs, the list flattened to encoder_outputs_0..N-1.
 
 Preprocessor: `__call__(text)` packs one segment at the exported length;
@@ -28,9 +28,9 @@ seq_length=N)` takes a list of 1-3 tokenized segments; `pair(text, text_b)`.
 import keras
 import tensorflow as tf
 
-from model.encoder import BERT_INPUTS, TF_HUB_NAMES, encoder_inputs
-from model.preprocessing import BertTextPreprocessor, pack_segments
-from model.savedmodel import ExportRoot, keras_free, save
+from model.networks.encoder import BERT_INPUTS, TF_HUB_NAMES, encoder_inputs
+from model.networks.preprocessing import BertTextPreprocessor, pack_segments
+from model.export.savedmodel import ExportRoot, keras_free, save
 
 ENCODER_INPUTS = tuple(TF_HUB_NAMES[k] for k in BERT_INPUTS)
 

@@ -1,4 +1,4 @@
-"""Fine-tuning a task (model/tasks/) on the training engine (model/engine.py).
+"""Fine-tuning a task (model/tasks/) on the training engine (model/training/engine.py).
 
 The engine brings what pretraining has: any tf.distribute strategy, mixed
 precision, XLA, gradient accumulation, checkpoints every N steps and resume
@@ -23,15 +23,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.encoder import BERT_INPUTS
+from model.networks.encoder import BERT_INPUTS
 from model import storage
-from model.engine import Engine, EngineConfig, TrainingError, engine_config
-from model.finetune_report import report
-from model.model_dir import (DEFAULT_SEQ_LENGTH, ModelDirError, open_model_dir, restore_encoder,
+from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
+from model.training.finetune_report import report
+from model.networks.model_dir import (DEFAULT_SEQ_LENGTH, ModelDirError, open_model_dir, restore_encoder,
                              write_model_dir)
-from model.optimization import OptimizerConfig
-from model.preprocessing import BertTextPreprocessor, trim_to_longest
-from model.presets import ConfigError, resolve
+from model.training.optimization import OptimizerConfig
+from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
+from model.networks.presets import ConfigError, resolve
 from model.tasks.readers import TaskDataError
 from model.tasks import TaskData, TaskError, finetune_task, task_defaults
 from tfrecords.shards import DatasetError

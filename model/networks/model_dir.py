@@ -23,8 +23,8 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from model import storage
-from model.encoder import BertEncoder
-from model.presets import ConfigError, ModelConfig
+from model.networks.encoder import BertEncoder
+from model.networks.presets import ConfigError, ModelConfig
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 

@@ -20,7 +20,7 @@ for the loss, the gradient norm before the clip, and the update of the weights a
 steps (in norm over all of them). With m = 1,536, 20 steps: 3.7e-3. Measured on a 2-core
 AVX2 AMD EPYC: at most 1.1e-5 (NER), 6e-5 (SQuAD) for the loss, an update difference of
 5e-5 to 9e-5 (7e-3 for SQuAD with its head's bias, which is shift invariant: now out).
-Keras' own AdamW, whose epsilon sits before the bias correction (model/optimization.py),
+Keras' own AdamW, whose epsilon sits before the bias correction (model/training/optimization.py),
 was up to 9.4e-2 (NER) and 1.8e-2 (classification) apart within 20 steps, 5x to 25x
 the bound.
 """

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from model.encoder import BertEncoder
-from model.model_dir import open_model_dir
-from model.optimization import OptimizerConfig
-from model.pretraining import PretrainConfig, Pretrainer
+from model.networks.encoder import BertEncoder
+from model.networks.model_dir import open_model_dir
+from model.training.optimization import OptimizerConfig
+from model.training.pretraining_run import PretrainConfig, Pretrainer
 from model.tasks import load_model
 from model.tasks.pretraining import restarted_positions
 from tests.model.conftest import TINY, make_dataset_dir

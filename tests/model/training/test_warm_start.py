@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.engine import TrainingError
-from model.model_dir import build_encoder, open_model_dir, restore_encoder, write_model_dir
-from model.optimization import OptimizerConfig
-from model.presets import resolve
-from model.pretraining import PretrainConfig, Pretrainer
+from model.training.engine import TrainingError
+from model.networks.model_dir import build_encoder, open_model_dir, restore_encoder, write_model_dir
+from model.training.optimization import OptimizerConfig
+from model.networks.presets import resolve
+from model.training.pretraining_run import PretrainConfig, Pretrainer
 from tests.conftest import FIXTURES, ROOT, run_module
 from tests.model.conftest import make_dataset_dir
 
@@ -189,8 +189,8 @@ def test_domain_vocabulary_keeps_base_ids_and_new_rows_start_at_the_mean_of_thei
 
 def test_heads_of_a_classifier_are_not_taken_for_pretraining_heads(tmp_path):
     """A fine-tuned model's `model` is a classifier: only its encoder seeds pretraining."""
-    from model.warm_start import InitSource, WarmStart
-    from model.pretrainer import build_pretrainer
+    from model.training.warm_start import InitSource, WarmStart
+    from model.networks.pretrainer import build_pretrainer
 
     vocab = open(VOCAB).read().split()
     cfg = resolve("bert_tiny", vocabulary_size=len(vocab), overrides={"num_layers": 1})

@@ -15,7 +15,7 @@ writes, for any model directory (pretrained, imported, fine-tuned), version N
                                             the raw-text model needs, the verification
     EXPORT_DIR/<name>_token_ids/N/          token_ids only: core TensorFlow ops, for servers
                                             without tensorflow-text
-    EXPORT_DIR/<name>_encoder/N/            TF Hub reusable BERT encoder (model/hub_export.py)
+    EXPORT_DIR/<name>_encoder/N/            TF Hub reusable BERT encoder (model/export/hub.py)
     EXPORT_DIR/<name>_preprocessor/N/       TF Hub BERT preprocessor: __call__(text),
                                             tokenize(text), bert_pack_inputs(segments,
                                             seq_length=), pair(text, text_b)
@@ -23,7 +23,7 @@ writes, for any model directory (pretrained, imported, fine-tuned), version N
 The raw-text signatures pack to the length the model was trained or
 fine-tuned at (config.json), unless --max_seq_length says otherwise.
 
-Then it checks its own output as the clients run it (model/export_check.py):
+Then it checks its own output as the clients run it (model/export/checks.py):
 in a fresh process importing only tensorflow and tensorflow_text, TF
 Serving's graph-mode session loader runs every signature of every
 SavedModel, tf.saved_model.load runs the raw-text signature and the TF Hub
@@ -36,8 +36,8 @@ import json
 from absl import app, flags
 
 from model import cli
-from model.export_verify import ExportError
-from model.exporter import ExportConfig, export
+from model.export.verify import ExportError
+from model.export.writer import ExportConfig, export
 
 FLAGS = flags.FLAGS
 

@@ -40,8 +40,8 @@ import keras
 import tensorflow as tf
 
 from model import storage
-from model.distribute import make_strategy, split_cpu
-from model.optimization import OptimizerConfig, build_optimizer
+from model.training.distribute import make_strategy, split_cpu
+from model.training.optimization import OptimizerConfig, build_optimizer
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -435,7 +435,7 @@ class Engine:
                                     "trainable_variables() must leave them out")
             # Sum over replicas here and hand each replica 1/n of the sum: the
             # optimizer sums again, and clips each replica's part at clip_norm / n
-            # (model/optimization.py), after accumulating micro-steps: BERT's clip of
+            # (model/training/optimization.py), after accumulating micro-steps: BERT's clip of
             # the global gradient (Keras alone would clip each replica's own part).
             grads = [tf.convert_to_tensor(g) for g in grads]  # embedding grads are sparse
             grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)

@@ -21,8 +21,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from model.encoder import encoder_inputs
-from model.preprocessing import BertTextPreprocessor
+from model.networks.encoder import encoder_inputs
+from model.networks.preprocessing import BertTextPreprocessor
 from model.tasks.base import batched_tokenize
 from model.tasks.readers import Example, TaskDataError, read_table
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.encoder import BertEncoder
-from model.model_dir import build_encoder, open_model_dir, restore_encoder
-from model.optimization import OptimizerConfig, ProgressSchedule, build_schedule
-from model.pretraining import PretrainConfig, pretrain
-from model.probe import Probe, ridge_probe
+from model.networks.encoder import BertEncoder
+from model.networks.model_dir import build_encoder, open_model_dir, restore_encoder
+from model.training.optimization import OptimizerConfig, ProgressSchedule, build_schedule
+from model.training.pretraining_run import PretrainConfig, pretrain
+from model.training.probe import Probe, ridge_probe
 from tests.conftest import FIXTURES, run_module
 from tests.model.conftest import TINY
 

@@ -5,7 +5,7 @@ graph-mode session loader (`LoadSavedModel`: import the MetaGraph, run the
 restore op, run the init op, then `Session.run` on a signature's tensors);
 `tf.compat.v1.saved_model.loader.load` is the same path in Python. TF Hub and
 model.predict use `tf.saved_model.load`. A check that only used the latter
-passed while every export failed in the former (see model/savedmodel.py), so
+passed while every export failed in the former (see model/export/savedmodel.py), so
 `run_clients` uses both, plus the `saved_model_cli run` binary itself, in a
 process that imports nothing of this project.
 """

@@ -1,7 +1,7 @@
 """The export's verification: every SavedModel run as its clients run it, against Keras.
 
 In a fresh process importing only tensorflow and tensorflow_text
-(model/export_check.py), TF Serving's graph-mode session loader runs every
+(model/export/checks.py), TF Serving's graph-mode session loader runs every
 signature of the four SavedModels, tf.saved_model.load runs the raw-text
 signature and the TF Hub encoder, and `saved_model_cli run` runs the
 token_ids model from an input file. What each output must be comes from the
@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from model.export_check import run_clients, saved_model_cli, saved_model_cli_run
-from model.hub_export import HubEncoder, hub_inputs
+from model.export.checks import run_clients, saved_model_cli, saved_model_cli_run
+from model.export.hub import HubEncoder, hub_inputs
 
 TOLERANCE = 1e-5
 CHECK_TEXTS = [("The capital of France is [MASK].", ""),

@@ -4,7 +4,7 @@
 
 Reads the dataset through tfrecords' reader, sharded by the strategy's input
 context, masks in tf.data when the dataset is not pre-masked, and trains
-with model/engine.py (resume, checkpoints, logs, NaN stop). Writes
+with model/training/engine.py (resume, checkpoints, logs, NaN stop). Writes
 MODEL_DIR/{config.json, vocab.txt, checkpoints/, logs/, train_log.jsonl,
 eval_log.jsonl, eval_results.json}.
 """
@@ -18,12 +18,12 @@ from typing import Dict, Sequence, Tuple
 import tensorflow as tf
 
 from model import storage
-from model.engine import Engine, EngineConfig, TrainingError, engine_config
-from model.model_dir import write_model_dir
-from model.presets import ConfigError, ModelConfig, parse_overrides, resolve
-from model.probe import Probe, ProbeError
+from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
+from model.networks.model_dir import write_model_dir
+from model.networks.presets import ConfigError, ModelConfig, parse_overrides, resolve
+from model.training.probe import Probe, ProbeError
 from model.tasks.pretraining import PretrainingTask
-from model.warm_start import WarmStart, architecture, find_source
+from model.training.warm_start import WarmStart, architecture, find_source
 from tfrecords.reader import Source, open_source
 from tfrecords.shards import DatasetError, count_records
 from tfrecords.vocab import read_vocab, special_ids
@@ -49,7 +49,7 @@ class PretrainConfig(EngineConfig):
     eval_input_file: str = ""
     eval_batch_size: int = 64
     max_eval_steps: int = 0
-    # A linear probe on the frozen encoder at every evaluation (model/probe.py).
+    # A linear probe on the frozen encoder at every evaluation (model/training/probe.py).
     probe_file: str = ""
     probe_label_column: str = "label"
     shuffle: bool = True  # False: files and records in order (reproducible runs, tests)
@@ -213,7 +213,7 @@ class Pretrainer:
 
     def _initialize(self):
         """--init_checkpoint: weights only (a new schedule and optimizer), every encoder
-        variable from the checkpoint, heads it lacks created fresh (model/warm_start.py)."""
+        variable from the checkpoint, heads it lacks created fresh (model/training/warm_start.py)."""
         report = WarmStart(self.init_source, self.model, self.model.get_layer("backbone"),
                            self.vocab, self.vocab_file).run()
         print(report, file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""The in-graph tokenizer and packer of the SavedModels (model/preprocessing.py)."""
+"""The in-graph tokenizer and packer of the SavedModels (model/networks/preprocessing.py)."""
 
 import itertools
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.preprocessing import BertTextPreprocessor
+from model.networks.preprocessing import BertTextPreprocessor
 from pipeline.tokenization import BertTokenizer
 from tests.conftest import FIXTURES, ROOT
 
@@ -89,7 +89,7 @@ def test_pack_segments_equals_tf_text_round_robin_packing():
     written in core ops, on random lengths for 1-3 segments, tight and loose lengths."""
     import tensorflow_text as text
 
-    from model.preprocessing import pack_segments
+    from model.networks.preprocessing import pack_segments
 
     rng = np.random.default_rng(0)
     for trial in range(40):
