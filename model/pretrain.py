@@ -23,6 +23,7 @@ from model.training.optimization import SCHEDULES, OptimizerConfig
 from model.networks.presets import PRESETS
 from model.training.pretraining_run import PretrainConfig, pretrain
 from tfrecords.features import MAX_SEQ_LENGTH
+from tfrecords.generation import DEFAULT_MASKED_LM_PROB
 
 FLAGS = flags.FLAGS
 
@@ -46,8 +47,9 @@ def define_flags():
                          "Masked positions per sequence at most (dynamic-masking datasets; 0: "
                          "ceil(max_seq_length x masked_lm_prob), e.g. 20 at 128 x 0.15).",
                          lower_bound=0, upper_bound=MAX_SEQ_LENGTH)
-    flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate (dynamic-masking datasets; the "
-                       "modern recipe's is 0.3).", lower_bound=0.0, upper_bound=1.0)
+    flags.DEFINE_float("masked_lm_prob", None, "Masking rate (dynamic-masking datasets; "
+                       f"unset: {DEFAULT_MASKED_LM_PROB}, the modern recipe's is 0.3).",
+                       lower_bound=0.0, upper_bound=1.0)
     flags.DEFINE_bool("do_whole_word_mask", False, "Mask whole words (dynamic-masking datasets).")
     flags.DEFINE_bool("restart_positions", False, "Packed datasets (--packing): position ids "
                       "restart at 0 in each document (attention is kept within documents "

@@ -38,6 +38,8 @@ from pipeline.pretraining_data import (  # noqa: E402
     PretrainingDataConfig, UsageError, check_beam_args, default_beam_args, run)
 from pipeline.readers import FORMATS  # noqa: E402
 from tfrecords.features import MAX_SEQ_LENGTH  # noqa: E402
+from tfrecords.generation import (DEFAULT_MASKED_LM_PROB,  # noqa: E402
+                                  DEFAULT_MAX_PREDICTIONS_PER_SEQ, DEFAULT_MAX_SEQ_LENGTH)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None,
@@ -49,11 +51,11 @@ flags.DEFINE_string("text_field", "text", "JSONL field holding a document's text
 flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt (BERT layout).")
 flags.DEFINE_string("output_dir", None, "The dataset directory to write.")
 flags.DEFINE_bool("do_lower_case", True, "Lower-case (and strip accents) for uncased vocabularies.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", lower_bound=8,
+flags.DEFINE_integer("max_seq_length", DEFAULT_MAX_SEQ_LENGTH, "Maximum sequence length.", lower_bound=8,
                      upper_bound=MAX_SEQ_LENGTH)
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum masked tokens per sequence.",
+flags.DEFINE_integer("max_predictions_per_seq", DEFAULT_MAX_PREDICTIONS_PER_SEQ, "Maximum masked tokens per sequence.",
                      lower_bound=1, upper_bound=MAX_SEQ_LENGTH)
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.", lower_bound=0.0,
+flags.DEFINE_float("masked_lm_prob", DEFAULT_MASKED_LM_PROB, "Masked LM probability.", lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_integer("dupe_factor", 10, "Passes over the data, each with new masks.",
                      lower_bound=1, upper_bound=1000)

@@ -35,6 +35,7 @@ import random
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence
 
 from pipeline.masking import MaskingConfig, mask_tokens
+from tfrecords.generation import DEFAULT_MAX_SEQ_LENGTH
 
 Sentence = List[int]
 TokenizedDocument = List[Sentence]
@@ -44,7 +45,7 @@ TokenizedDocument = List[Sentence]
 class InstanceConfig:
     """Generation parameters (google-research/bert's names and defaults)."""
 
-    max_seq_length: int = 128
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
     short_seq_prob: float = 0.1
     next_sentence_prediction: bool = True
     masking: str = "static"  # or "dynamic": no masked_lm_* features

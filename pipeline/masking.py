@@ -13,6 +13,8 @@ import dataclasses
 import random
 from typing import List, Optional, Sequence, Tuple
 
+from tfrecords.generation import DEFAULT_MASKED_LM_PROB, DEFAULT_MAX_PREDICTIONS_PER_SEQ
+
 
 @dataclasses.dataclass(frozen=True)
 class MaskingConfig:
@@ -25,8 +27,8 @@ class MaskingConfig:
         max_ngram_size: when set, mask spans of up to this many whole words.
     """
 
-    masked_lm_prob: float = 0.15
-    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = DEFAULT_MASKED_LM_PROB
+    max_predictions_per_seq: int = DEFAULT_MAX_PREDICTIONS_PER_SEQ
     do_whole_word_mask: bool = False
     max_ngram_size: int = 0
 

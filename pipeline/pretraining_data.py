@@ -28,6 +28,8 @@ from pipeline.interrupts import Interrupted, JobStopped, StopSignals, stop_child
 from pipeline.masking import MaskingConfig
 from pipeline.tokenization import BertTokenizer, VocabError, load_vocab
 from tfrecords.features import FeatureSpecError, spec_from_lengths
+from tfrecords.generation import (DEFAULT_MASKED_LM_PROB, DEFAULT_MAX_PREDICTIONS_PER_SEQ,
+                                  DEFAULT_MAX_SEQ_LENGTH, Generation)
 from tfrecords.lock import LockError, OutputLock
 from tfrecords.metadata import COMPLETED_FILE, VOCAB_FILE, finalize_dataset
 
@@ -49,9 +51,9 @@ class PretrainingDataConfig:
     output_dir: str
     text_field: str = "text"
     do_lower_case: bool = True
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+    max_predictions_per_seq: int = DEFAULT_MAX_PREDICTIONS_PER_SEQ
+    masked_lm_prob: float = DEFAULT_MASKED_LM_PROB
     dupe_factor: int = 10
     short_seq_prob: float = 0.1
     target_length_draw: str = "per_document"
@@ -79,7 +81,8 @@ class PretrainingDataConfig:
             masked=MaskingConfig(self.masked_lm_prob, self.max_predictions_per_seq,
                                  self.do_whole_word_mask, self.max_ngram_size or 0))
 
-    def generation(self) -> dict:
+    def generation(self) -> Generation:
+        """info.json's block: the typed contract, every other parameter in its details."""
         out = dataclasses.asdict(self)
         for key in ("input_file", "output_dir", "overwrite"):
             out.pop(key)
@@ -96,7 +99,7 @@ class PretrainingDataConfig:
                 "cross document boundaries; document_ids numbers the document pieces of a "
                 "sequence 1, 2, ... (0 on padding); only a pass's last sequence is short; "
                 "passes after the first start at a random offset; short_seq_prob is unused")
-        return out
+        return Generation.from_dict(out)
 
 
 def parse_input(pattern: str, default_format: str) -> Tuple[str, str]:

@@ -20,6 +20,7 @@ from typing import Dict, List, Sequence
 from apache_beam.io.filesystems import FileSystems
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
+from tfrecords.generation import MAX_CHARS_PER_WORD
 from tfrecords.vocab import SPECIAL_TOKENS, parse_vocab
 
 
@@ -75,12 +76,12 @@ class BertTokenizer:
         # text would become the mask id; the reference splits it into
         # "[", "mask", "]". strip_accents=None follows lowercase, as BERT's
         # basic tokenizer does.
-        # Words longer than 100 characters are [UNK], as in Hugging Face's BertTokenizer,
+        # Words longer than MAX_CHARS_PER_WORD (100) characters are [UNK], as in Hugging Face's BertTokenizer,
         # tf-text's and TF Hub's preprocessors and our SavedModel's in-graph tokenizer (so a
         # model sees the same ids in training and serving); tf-models' FullTokenizer cuts
         # them into pieces up to 400 characters (google-research's up to 200).
         tokenizer = Tokenizer(models.WordPiece(self.ids, unk_token="[UNK]",
-                                               max_input_chars_per_word=100))
+                                               max_input_chars_per_word=MAX_CHARS_PER_WORD))
         tokenizer.normalizer = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=True, strip_accents=None,
             lowercase=do_lower_case)

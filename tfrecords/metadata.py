@@ -16,9 +16,10 @@ without loading TensorFlow.
 import dataclasses
 import json
 import posixpath
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Union
 
 from tfrecords.features import FeatureSpec, FeatureSpecError
+from tfrecords.generation import Generation
 from tfrecords.shards import DatasetError, count_records, list_shards
 
 FORMAT_VERSION = 1
@@ -80,7 +81,7 @@ def finalize_dataset(
     directory: str,
     *,
     spec: FeatureSpec,
-    generation: Mapping,
+    generation: Union[Generation, Mapping],
     inputs: List[str],
     stats: Mapping,
     shards: Optional[Mapping[str, List[dict]]] = None,
@@ -111,7 +112,8 @@ def finalize_dataset(
         "format_version": FORMAT_VERSION,
         "project_version": PROJECT_VERSION,
         "features": spec.to_json(),
-        "generation": dict(generation),
+        "generation": (generation.to_dict() if isinstance(generation, Generation)
+                       else dict(generation)),
         "inputs": list(inputs),
         "shards": shards,
     }

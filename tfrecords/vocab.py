@@ -2,6 +2,7 @@
 
 from typing import Dict, List, Sequence
 
+from tfrecords.generation import MAX_CHARS_PER_WORD
 from tfrecords.shards import DatasetError
 
 # BERT's special tokens: every vocabulary of both stages has them (in any order;
@@ -75,7 +76,7 @@ def is_unused(token: str) -> bool:
     return token.startswith("[unused") and token.endswith("]") and token[7:-1].isdigit()
 
 
-def wordpiece(word: str, index: Dict[str, int], max_chars: int = 100) -> List[int]:
+def wordpiece(word: str, index: Dict[str, int], max_chars: int = MAX_CHARS_PER_WORD) -> List[int]:
     """The WordPiece ids of one already-normalized word: greedy longest match first,
     continuations prefixed "##"; [UNK] alone when any part has no match (BERT's rule).
 

@@ -19,7 +19,7 @@ from model import storage
 from model.export.checks import ClientError
 from model.export.verify import ExportError, verify_export
 from model.export.hub import HubEncoder, HubPreprocessor
-from model.networks.model_dir import DEFAULT_SEQ_LENGTH, ModelDir, ModelDirError, open_model_dir
+from model.networks.model_dir import ModelDir, ModelDirError, open_model_dir, resolve_seq_length
 from model.networks.preprocessing import BertTextPreprocessor
 from model.export.savedmodel import ExportRoot, keras_free, save
 from model.tasks import load_model
@@ -172,7 +172,7 @@ def export_model(model_dir: str, export_dir: str, *, version: Optional[int] = No
         raise ExportError(f"--max_seq_length {seq_length}: at least 8 (or 0 for the model's own)")
     trained_at = md.max_seq_length
     if not seq_length:
-        seq_length = trained_at or min(DEFAULT_SEQ_LENGTH, md.model_config.max_sequence_length)
+        seq_length = resolve_seq_length(0, trained_at, md.model_config.max_sequence_length)
         source = "the model's own" if trained_at else "default; config.json records none"
         print(f"Exporting at max_seq_length {seq_length} ({source})", file=sys.stderr)
     elif trained_at and seq_length != trained_at:

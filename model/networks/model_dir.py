@@ -25,12 +25,23 @@ import tensorflow as tf
 from model import storage
 from model.networks.encoder import BertEncoder
 from model.networks.presets import ConfigError, ModelConfig
+from tfrecords.generation import DEFAULT_MAX_SEQ_LENGTH
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 
 
-# The packed length when neither a flag nor config.json says (an imported encoder).
-DEFAULT_SEQ_LENGTH = 128
+def resolve_seq_length(requested: int, trained_at: int, model_max: int) -> int:
+    """The sequence length of a fine-tuning run or an export: the requested one (a flag;
+    0 = unset), else the length the model was trained or fine-tuned at (config.json;
+    0 = not recorded, e.g. an import), else DEFAULT_MAX_SEQ_LENGTH within the model's
+    position embeddings. (The caller checks a requested length against model_max.)
+
+    Example:
+        >>> resolve_seq_length(0, 0, 512), resolve_seq_length(0, 384, 512), \
+        ...     resolve_seq_length(64, 384, 512), resolve_seq_length(0, 0, 64)
+        (128, 384, 64, 64)
+    """
+    return requested or trained_at or min(DEFAULT_MAX_SEQ_LENGTH, model_max)
 
 
 class ModelDirError(Exception):

@@ -28,6 +28,7 @@ import hashlib
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from tfrecords.generation import DEFAULT_MAX_SEQ_LENGTH, MAX_CHARS_PER_WORD
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab, special_ids
 
@@ -84,7 +85,8 @@ class BertTextPreprocessor(tf.Module):
         >>> pre.pack(pre.tokenize(tf.constant(["the cat"])))["input_ids"]  # doctest: +SKIP
     """
 
-    def __init__(self, vocab_file: str, do_lower_case: bool = True, seq_length: int = 128,
+    def __init__(self, vocab_file: str, do_lower_case: bool = True,
+                 seq_length: int = DEFAULT_MAX_SEQ_LENGTH,
                  name: str = "bert_text_preprocessor"):
         super().__init__(name=name)
         try:
@@ -102,7 +104,7 @@ class BertTextPreprocessor(tf.Module):
         self.table = tf.lookup.StaticHashTable(
             _VocabInitializer(self.vocab_file, len(vocab), digest), default_value=-1)
         self._wordpiece = tf_text.WordpieceTokenizer(
-            self.table, suffix_indicator="##", max_bytes_per_word=100,
+            self.table, suffix_indicator="##", max_bytes_per_word=MAX_CHARS_PER_WORD,
             token_out_type=tf.int64, unknown_token="[UNK]")
 
     def normalize(self, text: tf.Tensor) -> tf.Tensor:

@@ -26,6 +26,7 @@ import tensorflow as tf
 from model.networks.encoder import BERT_INPUTS, bert_initializer, encoder_inputs
 from model.networks.model_dir import ModelDir, build_encoder
 from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
+from tfrecords.generation import DEFAULT_MAX_SEQ_LENGTH
 
 IGNORE = -1  # label of positions without a loss (NER continuation subwords, padding)
 
@@ -155,7 +156,7 @@ class FinetuneTask(ServingTask):
 
     @property
     def seq_length(self) -> int:
-        return int(self.settings.get("max_seq_length", 128))
+        return int(self.settings.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH))
 
     def config(self) -> dict:
         """config.json's "task" section: what export and predict need to serve it."""

@@ -27,8 +27,8 @@ from model.networks.encoder import BERT_INPUTS
 from model import storage
 from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.training.finetune_report import report
-from model.networks.model_dir import (DEFAULT_SEQ_LENGTH, ModelDirError, open_model_dir, restore_encoder,
-                             write_model_dir)
+from model.networks.model_dir import (ModelDirError, open_model_dir, resolve_seq_length,
+                                      restore_encoder, write_model_dir)
 from model.training.optimization import OptimizerConfig
 from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.networks.presets import ConfigError, resolve
@@ -151,8 +151,8 @@ class Finetuner:
                 from None
         if c.dropout >= 0:
             model_config = dataclasses.replace(model_config, dropout=c.dropout)
-        self.seq_length = c.max_seq_length or min(trained_at or DEFAULT_SEQ_LENGTH,
-                                                  model_config.max_sequence_length)
+        self.seq_length = resolve_seq_length(c.max_seq_length, trained_at,
+                                             model_config.max_sequence_length)
         if self.seq_length > model_config.max_sequence_length:
             raise FinetuneError(f"--max_seq_length {self.seq_length} exceeds the encoder's "
                                 f"max_sequence_length {model_config.max_sequence_length}")
@@ -378,7 +378,10 @@ class Finetuner:
                             vocab=self.vocab, do_lower_case=self.do_lower_case,
                             max_seq_length=self.seq_length,
                             extra={"task": task.config(), "finetuning": _as_json(
-                                dataclasses.replace(c, optimizer=self.engine.config.optimizer))})
+                                dataclasses.replace(
+                                    c, optimizer=self.engine.config.optimizer,
+                                    max_seq_length=self.seq_length,
+                                    mixed_precision=self.engine.config.mixed_precision))})
             storage.write_text(storage.join(c.output_dir, "metrics.json"),
                                json.dumps(result, indent=2, sort_keys=True))
             storage.write_text(storage.join(c.output_dir, "report.md"), report(result))

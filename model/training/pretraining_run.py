@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import sys
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -24,6 +24,7 @@ from model.networks.presets import ConfigError, ModelConfig, parse_overrides, re
 from model.training.probe import Probe, ProbeError
 from model.tasks.pretraining import PretrainingTask
 from model.training.warm_start import WarmStart, architecture, find_source
+from tfrecords.generation import DEFAULT_MASKED_LM_PROB, Generation, GenerationError
 from tfrecords.reader import Source, open_source
 from tfrecords.shards import DatasetError, count_records
 from tfrecords.vocab import read_vocab, special_ids
@@ -42,7 +43,7 @@ class PretrainConfig(EngineConfig):
     # Dynamic masking only (static datasets carry their masks): masked_lm_prob of each
     # sequence's tokens, at most max_predictions_per_seq (0: ceil(L x masked_lm_prob)).
     max_predictions_per_seq: int = 0
-    masked_lm_prob: float = 0.15
+    masked_lm_prob: Optional[float] = None  # None: DEFAULT_MASKED_LM_PROB
     do_whole_word_mask: bool = False
     restart_positions: bool = False  # packed datasets: positions restart in each document
     init_checkpoint: str = ""  # a model dir or checkpoint: weights to start from (warm_start)
@@ -72,9 +73,12 @@ def corrupt_shard_message(source: Source, error) -> str:
     return f"a training shard is corrupted: {bad[0]}{more}; the last checkpoint is kept"
 
 
-def generation(source: Source) -> dict:
-    """info.json's `generation` block of a dataset directory ({} for bare TFRecord patterns)."""
-    return source.dataset.info.get("generation", {}) if source.dataset else {}
+def generation(source: Source) -> Optional[Generation]:
+    """The parameters a dataset directory was made with (None for bare TFRecord patterns)."""
+    try:
+        return Generation.from_info(source.dataset.info) if source.dataset else None
+    except GenerationError as e:
+        raise TrainingError(f"{source.origin}/info.json: {e}") from None
 
 
 def _open_eval_source(path: str, train_path: str) -> Tuple[Source, str]:
@@ -112,6 +116,8 @@ class Pretrainer:
             if not vocab_file:
                 raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
             self.vocab, self.vocab_file = read_vocab(vocab_file), vocab_file
+            made = generation(self.source)
+            self.do_lower_case = made.do_lower_case if made else True
             special_ids(self.vocab, f"vocabulary {vocab_file}")  # masking needs them
             self._check_vocab_matches_dataset()
             self.init_source = None
@@ -128,30 +134,38 @@ class Pretrainer:
             raise TrainingError(
                 f"the dataset's sequences have {self.seq_length} tokens, more than the model's "
                 f"max_sequence_length {self.model_config.max_sequence_length}")
-        if spec.masked and (c.do_whole_word_mask or c.masked_lm_prob != 0.15):
+        made = self.generation = generation(self.source)
+        if spec.masked and (c.do_whole_word_mask or c.masked_lm_prob is not None
+                            or c.max_predictions_per_seq):
             raise TrainingError(
                 f"{c.input_file} holds static masks (made at masked_lm_prob "
-                f"{generation(self.source).get('masked_lm_prob', 'unknown')}): --masked_lm_prob "
-                "and --do_whole_word_mask apply "
+                f"{made.masked_lm_prob if made else 'unknown'}): --masked_lm_prob, "
+                "--max_predictions_per_seq and --do_whole_word_mask apply "
                 "to dynamic-masking datasets (create_pretraining_data --masking dynamic)")
-        if not 0.0 < c.masked_lm_prob < 1.0:
-            raise TrainingError(f"--masked_lm_prob must be in (0, 1), got {c.masked_lm_prob}")
+        rate = DEFAULT_MASKED_LM_PROB if c.masked_lm_prob is None else c.masked_lm_prob
+        if not 0.0 < rate < 1.0:
+            raise TrainingError(f"--masked_lm_prob must be in (0, 1), got {rate}")
         max_predictions = spec.max_predictions_per_seq if spec.masked else (
-            c.max_predictions_per_seq or math.ceil(self.seq_length * c.masked_lm_prob))
+            c.max_predictions_per_seq or math.ceil(self.seq_length * rate))
+        if spec.masked:  # what the dataset's masks were made with
+            rate = made.masked_lm_prob if made else None
+        # config.json records what the run used, not what was left to a default.
+        self.config = c = dataclasses.replace(
+            c, max_seq_length=self.seq_length, max_predictions_per_seq=max_predictions,
+            masked_lm_prob=rate, mixed_precision=self.engine.config.mixed_precision)
         if c.restart_positions and not spec.packed:
             raise TrainingError(f"--restart_positions applies to packed datasets "
                                 f"(create_pretraining_data --packing); {c.input_file} is not one")
         self._check_previous_run()
         self.task = PretrainingTask(
             self.model_config, next_sentence=spec.next_sentence, vocab=self.vocab,
-            max_predictions=max_predictions, masked_lm_prob=c.masked_lm_prob,
+            max_predictions=max_predictions, masked_lm_prob=rate or DEFAULT_MASKED_LM_PROB,
             restart_positions=c.restart_positions, whole_word_mask=c.do_whole_word_mask)
         self.model = self.engine.build(self.task)
         self.probe = None
         if c.probe_file:
             try:
-                self.probe = Probe(c.probe_file, self.vocab_file,
-                                   bool(generation(self.source).get("do_lower_case", True)),
+                self.probe = Probe(c.probe_file, self.vocab_file, self.do_lower_case,
                                    c.probe_label_column,
                                    max_seq_length=min(64, self.seq_length))
             except (ProbeError, ValueError, OSError) as e:
@@ -172,11 +186,10 @@ class Pretrainer:
         resuming = tf.train.latest_checkpoint(self.engine.checkpoint_dir)
         source = find_source(c.output_dir if resuming else c.init_checkpoint)
         self.init_source = None if resuming else source
-        lower = generation(self.source).get("do_lower_case")
-        if source.model_dir and lower is not None and \
-                bool(lower) != source.model_dir.do_lower_case:
+        made = generation(self.source)
+        if source.model_dir and made and made.do_lower_case != source.model_dir.do_lower_case:
             raise TrainingError(
-                f"{c.input_file} was tokenized with do_lower_case {bool(lower)}, "
+                f"{c.input_file} was tokenized with do_lower_case {made.do_lower_case}, "
                 f"--init_checkpoint's model with {source.model_dir.do_lower_case}: "
                 "remake the dataset with the checkpoint's casing")
         # A bare checkpoint without a config.json near it: the flags give the config.
@@ -202,7 +215,7 @@ class Pretrainer:
         write_model_dir(
             self.config.output_dir, kind=self.task.kind, model_config=self.model_config,
             vocab=self.vocab,
-            do_lower_case=bool(generation(self.source).get("do_lower_case", True)),
+            do_lower_case=self.do_lower_case,
             max_seq_length=self.seq_length,
             extra={"training": json.loads(json.dumps(dataclasses.asdict(self.config))),
                    "dataset": {"max_seq_length": self.seq_length,

@@ -45,6 +45,13 @@ def test_a_few_steps_reduce_the_loss(tiny_dataset, tmp_path, capsys):
     assert 0 < results["eval_mlm_perplexity"] < 200  # fixture vocab: ~200 tokens
     saved = json.loads((tmp_path / "m" / "config.json").read_text())
     assert saved["model"]["hidden_dim"] == 32 and saved["vocab_size"] == 199
+    # What the run used, not what was left unset: the policy "auto" chose, the dataset's
+    # length, and its static masks' rate and positions (info.json's generation block).
+    made = json.loads((tiny_dataset / "info.json").read_text())["generation"]
+    assert saved["training"]["mixed_precision"] in ("float32", "mixed_bfloat16")
+    assert (saved["training"]["max_seq_length"], saved["training"]["masked_lm_prob"],
+            saved["training"]["max_predictions_per_seq"]) == (
+        made["max_seq_length"], made["masked_lm_prob"], made["max_predictions_per_seq"])
     assert sorted(os.listdir(tmp_path / "m" / "logs")) == ["eval", "train"]
     evaluated = json.loads((tmp_path / "m" / "eval_results.json").read_text())
     assert evaluated["eval_split"] == "eval" and evaluated["held_out"] is True
@@ -253,6 +260,8 @@ def test_vocabulary_and_flag_mistakes_are_one_line(tiny_dataset, tmp_path):
                                   f"{tiny_dataset} was tokenized with (150 entries against "
                                   f"{tiny_dataset}/vocab.txt's 199; they agree up to id 149)"),
         (["--masked_lm_prob", "1.5"], "--masked_lm_prob"),
+        # Set explicitly to the default: still a flag that does nothing on static masks.
+        (["--masked_lm_prob", "0.15"], f"pretrain: {tiny_dataset} holds static masks"),
         (["--model_override", "num_layers=abc"], "pretrain: --model_override 'num_layers=abc': "
                                                  "num_layers takes an integer, got 'abc'"),
         (["--max_seq_length", "100000000"], "--max_seq_length"),
