@@ -114,7 +114,7 @@ def run_ours(family, work, steps, batch, seq_length, learning_rate, seed=1):
     f.c = dataclasses.replace(config, num_train_epochs=steps / per_epoch)
     assert f.schedule()[1] == steps, (f.schedule(), steps)
     initial_head, batches, settings = _peer_inputs(f, family)
-    model, encoder = f.model, f.trainable.encoder
+    model, encoder = f.model, f.task.encoder
     head = model.get_layer(HEAD_LAYERS[family])
     f.run()
     with open(os.path.join(out, "train_log.jsonl")) as fh:

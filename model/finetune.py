@@ -28,7 +28,7 @@ from model import cli
 from model.training.engine import Preempted, TrainingError
 from model.training.finetuning_run import FinetuneConfig, FinetuneError, finetune
 from model.networks.presets import PRESETS
-from model.tasks import task_names
+from model.tasks import setting_flags, task_names
 
 FLAGS = flags.FLAGS
 
@@ -47,9 +47,6 @@ def define_flags():
                       "none.")
     flags.DEFINE_string("vocab_file", "", "Vocabulary with --init_checkpoint none.")
     flags.DEFINE_bool("do_lower_case", True, "Casing with --init_checkpoint none.")
-    flags.DEFINE_string("text_column", "text", "classification: the text column.")
-    flags.DEFINE_string("text_b_column", "", "classification: the second text column, if any.")
-    flags.DEFINE_string("label_column", "label", "classification: the label column.")
     flags.DEFINE_integer("max_seq_length", 0, "Tokens per example (0: the length the initial "
                          "model was trained at, else 128).", lower_bound=0)
     flags.DEFINE_integer("eval_batch_size", 64, "Evaluation batch.", lower_bound=1)
@@ -65,12 +62,11 @@ def define_flags():
     flags.DEFINE_integer("early_stopping_patience", 2, "Epochs without improvement before stopping "
                          "(0: never).", lower_bound=0)
     flags.DEFINE_float("dropout", -1.0, "Override the encoder's dropout (<0: keep).")
-    flags.DEFINE_integer("doc_stride", 128, "squad: stride between context windows.", lower_bound=1)
-    flags.DEFINE_integer("max_query_length", 64, "squad: question tokens kept.", lower_bound=1)
-    flags.DEFINE_integer("max_answer_length", 30, "squad: longest answer in tokens.", lower_bound=1)
-    flags.DEFINE_integer("n_best_size", 20, "squad: start/end candidates.", lower_bound=1)
-    flags.DEFINE_float("null_score_diff_threshold", 0.0, "squad v2: answer nothing when the null "
-                       "score beats the best span by more than this.")
+    for name, field in setting_flags().items():  # the task families' own settings
+        define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                  str: flags.DEFINE_string}[field.type]
+        define(name, field.default, field.metadata["help"],
+               **({"lower_bound": 1} if field.type is int else {}))
     cli.define_engine_flags(log_steps=50, seed=42, train_batch_size=None,
                             default_note="; default: the task's")
 

@@ -13,14 +13,15 @@ A new family is one module with a class that sets `kind` and `task_names`,
 and one name in the registry line below.
 """
 
-from typing import Optional, Tuple
+import dataclasses
+from typing import Dict, Optional, Tuple
 
 from model.networks.model_dir import ModelDir, ModelDirError, restore
 from model.tasks.base import _BY_KIND, _BY_NAME, FinetuneTask, ServingTask, TaskData, TaskError
 from model.tasks.base import register
 
 __all__ = ["FinetuneTask", "ServingTask", "TaskData", "TaskError", "finetune_task", "load_model",
-           "register", "serving_task", "task_defaults", "task_names"]
+           "register", "serving_task", "setting_flags", "task_defaults", "task_names"]
 
 
 def task_names() -> Tuple[str, ...]:
@@ -42,6 +43,20 @@ def finetune_task(name: str, settings: Optional[dict] = None) -> FinetuneTask:
 def task_defaults(name: str) -> dict:
     """The hyperparameters a --task value fine-tunes with when the flags leave them unset."""
     return dict(_task_class(name).defaults)
+
+
+def setting_flags() -> Dict[str, dataclasses.Field]:
+    """Every family's flag-facing settings (fields made with base.setting()), by name; a
+    name two families share is one flag, so it must mean the same (type and default)."""
+    out: Dict[str, dataclasses.Field] = {}
+    for cls in sorted(set(_BY_NAME.values()), key=lambda c: c.kind):
+        for f in dataclasses.fields(cls.settings_type):
+            if "help" not in f.metadata:
+                continue
+            seen = out.setdefault(f.name, f)
+            if (seen.type, seen.default) != (f.type, f.default):
+                raise TypeError(f"task setting {f.name} differs between families")
+    return out
 
 
 def serving_task(md: ModelDir) -> ServingTask:

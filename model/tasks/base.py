@@ -13,11 +13,13 @@ fine-tuning, export, predict and model-directory loading look it up by name
   verification expects of them.
 
 `ServingTask` is the serving half, shared with the "pretrainer" and
-"encoder" kinds (which are not fine-tuned); `FinetuneTask` adds the rest.
+"encoder" kinds (which are not fine-tuned); `EngineTask` is what the training
+engine trains (model/training/engine.py), the one protocol of pretraining and
+fine-tuning; `FinetuneTask` is both, plus the rest.
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -130,7 +132,72 @@ class ServingTask:
         return dict(id_outputs), ids["input_mask"] > 0
 
 
-class FinetuneTask(ServingTask):
+def setting(default, help: str):
+    """A task setting that is also a `model.finetune` flag of the same name."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSettings:
+    """The settings of a fine-tuning family (config.json "task"), typed, each default
+    written once. A family with more subclasses this and names it `settings_type`; the
+    fields made with `setting()` are `model.finetune` flags (model/tasks/__init__.py's
+    `setting_flags`). max_seq_length is the run's (resolved from the initial model)."""
+
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "TaskSettings":
+        """The known fields of `values` (flags or a config.json section); None or absent
+        takes the default, other keys are left to the task."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known and v is not None})
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSettings(TaskSettings):
+    """Families that read a table (CSV/TSV/JSONL) with named columns."""
+
+    text_column: str = setting("text", "classification, regression, multiple_choice: the "
+                                       "text (or question) column.")
+    text_b_column: str = setting("", "classification, regression: the second text column, "
+                                     "if any.")
+    label_column: str = setting("label", "classification, regression, multiple_choice: the "
+                                         "label column.")
+
+
+class EngineTask:
+    """What model/training/engine.py trains: the one protocol of pretraining
+    (tasks/pretraining.py) and every fine-tuning family (FinetuneTask).
+
+    model_config is the encoder's ModelConfig, set before the engine builds the model.
+    """
+
+    model_config = None
+
+    def build_model(self) -> keras.Model:
+        """The model to train (called inside the strategy's scope)."""
+        raise NotImplementedError
+
+    def trainable_variables(self, model) -> list:
+        """What the optimizer updates."""
+        return model.trainable_variables
+
+    def checkpoint_objects(self, model) -> dict:
+        """Objects saved beside the model in the engine's checkpoints (e.g. the encoder)."""
+        return {}
+
+    def replica_terms(self, model, batch, training) -> Tuple[dict, dict]:
+        """(losses, stats) of this replica's batch: losses {name: (sum over its examples,
+        their count)}, stats {name: a sum to log}."""
+        raise NotImplementedError
+
+    def log_metrics(self, sums: Dict[str, float], micro_steps: int) -> Dict[str, float]:
+        """The logged figures from the stats summed over a logging window."""
+        return {}
+
+
+class FinetuneTask(ServingTask, EngineTask):
     """A fine-tuning task family. Subclasses set the class attributes and the methods
     that raise NotImplementedError.
 
@@ -140,6 +207,7 @@ class FinetuneTask(ServingTask):
     """
 
     task_names: Tuple[str, ...] = ()  # --task values this class serves
+    settings_type = TaskSettings
     # What the family fine-tunes with when the flags leave it unset (README's table).
     defaults = {"learning_rate": 5e-5, "num_train_epochs": 3.0, "train_batch_size": 32}
     primary_metric = "accuracy"  # the dev metric that picks the best epoch
@@ -151,16 +219,17 @@ class FinetuneTask(ServingTask):
     def __init__(self, name: str, settings: Optional[dict] = None):
         super().__init__(settings)
         self.name = name
+        self.s = self.settings_type.from_dict(self.settings)  # typed, defaults filled
         self.labels: Optional[List[str]] = self.settings.get("labels")
         self.pairs = bool(self.settings.get("pairs", type(self).pairs))
 
     @property
     def seq_length(self) -> int:
-        return int(self.settings.get("max_seq_length", DEFAULT_MAX_SEQ_LENGTH))
+        return self.s.max_seq_length
 
     def config(self) -> dict:
         """config.json's "task" section: what export and predict need to serve it."""
-        return dict(self.settings, name=self.name, labels=self.labels, pairs=self.pairs,
+        return dict(dataclasses.asdict(self.s), name=self.name, labels=self.labels, pairs=self.pairs,
                     primary_metric=self.primary_metric)
 
     # -- data -----------------------------------------------------------------
@@ -204,6 +273,25 @@ class FinetuneTask(ServingTask):
 
     def load_model(self, md: ModelDir):
         return self.build(md.model_config)
+
+    # -- the engine's interface (EngineTask) -----------------------------------
+
+    def build_model(self) -> keras.Model:
+        model, self.encoder = self.build(self.model_config)
+        return model
+
+    def trainable_variables(self, model) -> list:
+        # Token tasks never use the pooler: leave it out of the update (and out
+        # of Keras' "Gradients do not exist" warning).
+        return [v for v in model.trainable_variables
+                if self.uses_pooler or "pooled_dense" not in v.path]
+
+    def checkpoint_objects(self, model) -> dict:
+        return {"encoder": self.encoder}
+
+    def replica_terms(self, model, batch, training):
+        outputs = model({k: batch[k] for k in BERT_INPUTS}, training=training)
+        return self.loss_terms(outputs, batch), {}
 
     def loss_terms(self, outputs, batch) -> Dict[str, tuple]:
         """{name: (sum of weighted per-example losses, sum of weights)}; batch["weight"] is

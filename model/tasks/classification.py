@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from model.tasks import metrics as M
 from model.tasks.readers import GLUE, label_set, read_glue, read_table
-from model.tasks.base import (IGNORE, FinetuneTask, TaskData, TaskError, batched_tokenize,
-                              label_index, register, softmax_ce)
+from model.tasks.base import (IGNORE, FinetuneTask, TableSettings, TaskData, TaskError,
+                              batched_tokenize, label_index, register, softmax_ce)
 
 # GLUE's headline metric of each task; the others pick the best epoch by accuracy.
 GLUE_PRIMARY = {"cola": "mcc", "mrpc": "f1", "qqp": "f1", "stsb": "pearson"}
@@ -26,6 +26,8 @@ GLUE_PRIMARY = {"cola": "mcc", "mrpc": "f1", "qqp": "f1", "stsb": "pearson"}
 class _SentenceTask(FinetuneTask):
     """What classification and regression share: reading, packing (text, text_b)."""
 
+    settings_type = TableSettings
+
     def __init__(self, name, settings=None):
         super().__init__(name, settings)
         self.primary_metric = GLUE_PRIMARY.get(name, type(self).primary_metric)
@@ -33,9 +35,7 @@ class _SentenceTask(FinetuneTask):
     def read(self, path):
         if self.name in GLUE:
             return read_glue(self.name, path)
-        s = self.settings
-        return read_table(path, s.get("text_column", "text"), s.get("text_b_column", ""),
-                          s.get("label_column", "label"))
+        return read_table(path, self.s.text_column, self.s.text_b_column, self.s.label_column)
 
     def fit(self, examples, path):
         self.pairs = any(e.text_b for e in examples)

@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from model.tasks import metrics as M
 from model.networks.encoder import BERT_INPUTS
-from model.tasks.base import FinetuneTask, TaskData, batched_tokenize, register, softmax_ce
+from model.tasks.base import (FinetuneTask, TableSettings, TaskData, batched_tokenize, register,
+                              softmax_ce)
 from model.tasks.readers import ReadStats, TaskDataError
 from model.tasks.textfiles import INVALID_UTF8, read_text
 
@@ -82,12 +83,12 @@ class MultipleChoiceTask(FinetuneTask):
     kind = "multiple_choice"
     task_names = ("multiple_choice",)
     primary_metric = "accuracy"
+    settings_type = TableSettings
 
     def read(self, path):
-        question_key = self.settings.get("text_column", "text")
-        label_key = self.settings.get("label_column", "label")
+        question_key = self.s.text_column
         return read_choices(path, "question" if question_key == "text" else question_key,
-                            label_key)
+                            self.s.label_column)
 
     def fit(self, examples, path):
         self.labels = [str(i) for i in range(len(examples[0]["choices"]))]

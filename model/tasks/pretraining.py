@@ -19,7 +19,7 @@ import tensorflow as tf
 from model.networks.encoder import BERT_INPUTS, encoder_inputs
 from model.networks.preprocessing import trim_to_longest
 from model.networks.pretrainer import build_pretrainer
-from model.tasks.base import ServingTask, register
+from model.tasks.base import EngineTask, ServingTask, register
 from tfrecords.reader import Source, make_dataset
 from tfrecords.vocab import special_ids
 
@@ -138,7 +138,7 @@ def restarted_positions(document_ids):
 
 
 @register
-class PretrainingTask(ServingTask):
+class PretrainingTask(ServingTask, EngineTask):
     """MLM (+ NSP) on a dataset directory; the engine's task for `model.pretrain`.
 
     Args:

@@ -20,8 +20,18 @@ import tensorflow as tf
 from model.tasks import metrics as M
 from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.tasks.readers import SquadExample, read_squad
-from model.tasks.base import (FinetuneTask, TaskData, TaskError, batched_tokenize, register,
-                              softmax_ce)
+from model.tasks.base import (FinetuneTask, TaskData, TaskError, TaskSettings, batched_tokenize,
+                              register, setting, softmax_ce)
+
+
+@dataclasses.dataclass(frozen=True)
+class SquadSettings(TaskSettings):
+    doc_stride: int = setting(128, "squad: stride between context windows.")
+    max_query_length: int = setting(64, "squad: question tokens kept.")
+    max_answer_length: int = setting(30, "squad: longest answer in tokens.")
+    n_best_size: int = setting(20, "squad: start/end candidates.")
+    null_score_diff_threshold: float = setting(
+        0.0, "squad v2: answer nothing when the null score beats the best span by more.")
 
 
 @register
@@ -33,23 +43,23 @@ class SquadTask(FinetuneTask):
     per_token_outputs = ("start_logits", "end_logits")
     target_keys = ("start_positions", "end_positions")
 
+    settings_type = SquadSettings
+
     def __init__(self, name, settings=None):
         super().__init__(name, settings)
         self.pairs = True
-        s = self.settings
-        self.doc_stride = int(s.get("doc_stride", 128))
-        self.max_query_length = int(s.get("max_query_length", 64))
-        self.max_answer_length = int(s.get("max_answer_length", 30))
-        self.n_best_size = int(s.get("n_best_size", 20))
-        self.null_threshold = float(s.get("null_score_diff_threshold", 0.0))
-        self.version_2 = bool(s.get("version_2", False))
+        s = self.s
+        self.doc_stride, self.max_query_length = s.doc_stride, s.max_query_length
+        self.max_answer_length, self.n_best_size = s.max_answer_length, s.n_best_size
+        self.null_threshold = s.null_score_diff_threshold
+        # Learned from the training set (fit); config.json carries it to serving.
+        self.version_2 = bool(self.settings.get("version_2", False))
         if self.seq_length < self.max_query_length + 4:
             raise TaskError(f"--max_seq_length {self.seq_length} leaves no room for the "
                             f"context after --max_query_length {self.max_query_length} + 3")
 
     def config(self) -> dict:
-        return dict(super().config(), version_2=self.version_2,
-                    max_answer_length=self.max_answer_length)
+        return dict(super().config(), version_2=self.version_2)
 
     def read(self, path):
         examples, stats, _ = read_squad(path)

@@ -12,7 +12,8 @@ NaN stop, and preemption: on SIGTERM or SIGINT (a spot VM reclaimed, a pod
 evicted, Ctrl-C) the step under way finishes, every worker saves a checkpoint
 at the same step, and `train` raises `Preempted` (the commands exit with
 EXIT_PREEMPTED); the same command resumes from that step. A task
-(model/tasks/) supplies the model and its loss terms:
+(model/tasks/base.py's EngineTask, the one protocol of pretraining and
+fine-tuning) supplies the model and its loss terms:
 
     task.build_model() -> keras.Model            (called inside strategy.scope())
     task.trainable_variables(model) -> list      (optional: what the optimizer updates)

@@ -33,7 +33,7 @@ from model.training.optimization import OptimizerConfig
 from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.networks.presets import ConfigError, resolve
 from model.tasks.readers import TaskDataError
-from model.tasks import TaskData, TaskError, finetune_task, task_defaults
+from model.tasks import TaskData, TaskError, finetune_task, setting_flags, task_defaults
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 
@@ -54,9 +54,6 @@ class FinetuneConfig(EngineConfig):
     preset: str = "bert_tiny"  # with init_checkpoint none
     vocab_file: str = ""  # with init_checkpoint none
     do_lower_case: bool = True  # with init_checkpoint none
-    text_column: str = "text"
-    text_b_column: str = ""
-    label_column: str = "label"
     max_seq_length: int = 0  # 0: the initial model's (config.json "inputs"), else 128
     eval_batch_size: int = 64
     # None: the task's default (FinetuneTask.defaults), resolved when the run starts
@@ -70,45 +67,22 @@ class FinetuneConfig(EngineConfig):
     gradient_accumulation_steps: int = 1
     early_stopping_patience: int = 2
     dropout: float = -1.0  # <0: the encoder's
-    doc_stride: int = 128
-    max_query_length: int = 64
-    max_answer_length: int = 30
-    n_best_size: int = 20
-    null_score_diff_threshold: float = 0.0
+    # The task families' settings (model/tasks/: TableSettings, SquadSettings, ...; the
+    # same names as setting_flags()); None: the family's default, written there once.
+    text_column: Optional[str] = None
+    text_b_column: Optional[str] = None
+    label_column: Optional[str] = None
+    doc_stride: Optional[int] = None
+    max_query_length: Optional[int] = None
+    max_answer_length: Optional[int] = None
+    n_best_size: Optional[int] = None
+    null_score_diff_threshold: Optional[float] = None
     log_steps: int = 50
     seed: int = 42
 
 
 # FinetuneConfig fields that are the task's settings (config.json "task").
-TASK_SETTINGS = ("text_column", "text_b_column", "label_column", "doc_stride", "max_query_length",
-                 "max_answer_length", "n_best_size", "null_score_diff_threshold")
-
-
-class _Trainable:
-    """A fine-tuning task as the engine sees it."""
-
-    def __init__(self, task, model_config):
-        self.task, self.model_config, self.encoder = task, model_config, None
-
-    def build_model(self):
-        model, self.encoder = self.task.build(self.model_config)
-        return model
-
-    def trainable_variables(self, model):
-        # Token tasks never use the pooler: leave it out of the update (and out
-        # of Keras' "Gradients do not exist" warning).
-        return [v for v in model.trainable_variables
-                if self.task.uses_pooler or "pooled_dense" not in v.path]
-
-    def checkpoint_objects(self, model):
-        return {"encoder": self.encoder}
-
-    def replica_terms(self, model, batch, training):
-        outputs = model({k: batch[k] for k in BERT_INPUTS}, training=training)
-        return self.task.loss_terms(outputs, batch), {}
-
-    def log_metrics(self, sums, micro_steps):
-        return {}
+TASK_SETTINGS = tuple(setting_flags())
 
 
 class Finetuner:
@@ -255,15 +229,15 @@ class Finetuner:
             return self.model
         c = self.c
         _, total, _ = self.schedule()
-        self.trainable = _Trainable(self.task, self.model_config)
-        self.model = self.engine.build(self.trainable, OptimizerConfig(
+        self.task.model_config = self.model_config
+        self.model = self.engine.build(self.task, OptimizerConfig(
             learning_rate=c.learning_rate, num_train_steps=total,
             num_warmup_steps=int(total * c.warmup_proportion), weight_decay=c.weight_decay,
             epsilon=c.adam_epsilon, clip_norm=c.clip_norm,
             gradient_accumulation_steps=c.gradient_accumulation_steps))
         if self.init_dir is not None:
             try:
-                restore_encoder(self.init_dir, self.trainable.encoder)
+                restore_encoder(self.init_dir, self.task.encoder)
             except ModelDirError as e:
                 raise FinetuneError(f"--init_checkpoint: {e}") from None
         return self.model
@@ -273,9 +247,8 @@ class Finetuner:
         n = len(self.train)
         steps_per_epoch, total, epochs = self.schedule()
         model = self.build()
-        trainable = self.trainable
         step = engine.restore()  # a rerun resumes where the run stopped
-        best_ckpt = tf.train.Checkpoint(model=model, encoder=trainable.encoder)
+        best_ckpt = tf.train.Checkpoint(model=model, encoder=task.encoder)
         best_manager = engine.checkpoint_manager(
             best_ckpt, os.path.join(c.output_dir, "checkpoints"), 1)
         self.history = [h for h in self._read_history() if h["step"] <= step]
@@ -305,7 +278,7 @@ class Finetuner:
         if step < total and not self._stopped_early():
             iterator = iter(engine.distribute(self._dataset_fn(
                 steps_per_epoch, epochs, step * c.gradient_accumulation_steps)))
-            engine.train(trainable, iterator, total, after_step=after_step, start_step=step,
+            engine.train(task, iterator, total, after_step=after_step, start_step=step,
                          description=f"{c.task} ")
         best = self._best()
         if best is None:
