@@ -9,7 +9,7 @@ Rotten Tomatoes train reviews without their labels, one review per document,
 through pipeline.create_pretraining_data (MLM only, --nonext_sentence_prediction,
 dynamic masking, length 64); model.pretrain --init_checkpoint MiniLM for a
 fixed budget of optimizer steps (batch 32, peak learning rate 5e-5, 10%
-warmup, 15% masking); then README's MiniLM fine-tuning (bench_finetune.py:
+warmup, 15% masking); then docs/finetuning.md's MiniLM fine-tuning (bench_finetune.py:
 3 epochs, learning rate 2e-5, length 64, batch 32, best epoch on dev) from
 the adapted model and from MiniLM directly, with the same seeds. With
 --domain_vocab, a third arm adapts with a domain vocabulary

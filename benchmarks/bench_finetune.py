@@ -17,7 +17,7 @@ on both sides, run one after the other in the same invocation, each seed on both
 Batch 32 (--batch), warmup 10%, weight decay 0.01, AdamW epsilon 1e-6, clip 1.0; the dev set scored
 every epoch and the best epoch kept (dev accuracy / entity F1), its test score reported.
 Wall time is the whole process. Writes benchmarks/results/finetune.json; --table writes
-the markdown table of README.
+the markdown table of docs/finetuning.md.
 """
 
 import argparse

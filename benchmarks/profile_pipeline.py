@@ -120,7 +120,8 @@ def profile_stages(files, fmt, work):
 
 
 def whole_job(files, fmt, work):
-    from pipeline.pretraining_data import DEFAULT_RUNNER, PretrainingDataConfig, run
+    from pipeline.pretraining_data import PretrainingDataConfig, run
+    from pipeline.runners import DEFAULT_RUNNER
 
     out = os.path.join(work, "job")
     shutil.rmtree(out, ignore_errors=True)

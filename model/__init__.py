@@ -4,7 +4,7 @@ Importing the package turns TensorFlow's oneDNN kernels on (TF_ENABLE_ONEDNN_OPT
 unless the environment already says otherwise: TensorFlow enables them by itself only
 on CPUs with AVX512_VNNI, AVX512_BF16 or AMX, and on an AVX2 CPU (AMD EPYC, 2 cores)
 they made bert_tiny pretraining 2.3-3x faster (50 -> 115-144 sequences/s, measured,
-see README). Set TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's default kernels. It must
+see docs/pretraining.md). Set TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's default kernels. It must
 happen before TensorFlow is imported, hence here.
 """
 

@@ -11,6 +11,7 @@ from typing import Optional
 
 from absl import flags
 
+import tfrecords.cli
 from model.training.distribute import STRATEGIES
 from model.training.engine import PRECISIONS
 
@@ -71,6 +72,5 @@ def exit_preempted(command: str, preempted) -> None:
 
 
 def no_arguments(argv, command: str):
-    """Positional arguments are an error (a misspelled flag is one, absl-wise)."""
-    if len(argv) > 1:
-        sys.exit(f"{command}: unexpected arguments {argv[1:]}")
+    """Positional arguments are an error (tfrecords/cli.py: the one error style)."""
+    tfrecords.cli.no_arguments(argv, command)

@@ -29,6 +29,7 @@ from model.training.engine import Preempted, TrainingError
 from model.training.finetuning_run import FinetuneConfig, FinetuneError, finetune
 from model.networks.presets import PRESETS
 from model.tasks import setting_flags, task_names
+import tfrecords.cli
 
 FLAGS = flags.FLAGS
 
@@ -86,7 +87,7 @@ def entry_point():
     define_flags()
     flags.mark_flags_as_required(["task", "init_checkpoint", "train_file", "eval_file",
                                   "output_dir"])
-    app.run(main)
+    app.run(main, flags_parser=tfrecords.cli.flags_parser("finetune"))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import numpy as np
 from absl import app, flags
 
 from model import storage
+import tfrecords.cli
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_approximate",
                   "gelu_pytorch_tanh": "gelu_approximate", "relu": "relu"}
@@ -333,7 +334,7 @@ def main(argv):
 def entry_point():
     define_flags()
     flags.mark_flags_as_required(["format", "checkpoint_dir", "output_dir"])
-    app.run(main)
+    app.run(main, flags_parser=tfrecords.cli.flags_parser("import_checkpoint"))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from model.tasks.textfiles import INVALID_UTF8, read_text
+import tfrecords.cli
 
 
 class PredictError(Exception):
@@ -159,7 +160,7 @@ def main(argv):
 def entry_point():
     define_flags()
     flags.mark_flags_as_required(["saved_model"])
-    app.run(main)
+    app.run(main, flags_parser=tfrecords.cli.flags_parser("predict"))
 
 
 if __name__ == "__main__":

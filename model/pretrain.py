@@ -24,6 +24,7 @@ from model.networks.presets import PRESETS
 from model.training.pretraining_run import PretrainConfig, pretrain
 from tfrecords.features import MAX_SEQ_LENGTH
 from tfrecords.generation import DEFAULT_MASKED_LM_PROB
+import tfrecords.cli
 
 FLAGS = flags.FLAGS
 
@@ -127,7 +128,7 @@ def entry_point():
     """Console-script entry point (`bert-pretrain`)."""
     define_flags()
     flags.mark_flags_as_required(["input_file", "output_dir"])
-    app.run(main)
+    app.run(main, flags_parser=tfrecords.cli.flags_parser("pretrain"))
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ from absl import app, flags
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import readers
-from pipeline.pretraining_data import UsageError, match_inputs
+from pipeline.inputs import UsageError, match_inputs
 from pipeline.tokenization import VocabError, load_vocab
 from pipeline.vocab_learner import build_vocab, domain_vocab
+from tfrecords.cli import fail, flags_parser, no_arguments
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input_file", None, "Comma-separated input files or globs.")
@@ -83,9 +84,7 @@ def write_domain_vocab(files) -> int:
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
+    no_arguments(argv, "build_vocab")
     try:
         files = [f"{fmt}:{path}" for path, _, fmt in match_inputs(FLAGS.input_file,
                                                                     FLAGS.input_format)]
@@ -97,8 +96,7 @@ def main(argv):
                              min_frequency=FLAGS.min_frequency, text_field=FLAGS.text_field,
                              sample_fraction=FLAGS.sample_fraction)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        fail("build_vocab", e)
     with FileSystems.create(FLAGS.output_file) as f:
         f.write(("\n".join(tokens) + "\n").encode("utf-8"))
     print(f"Wrote {FLAGS.output_file} ({len(tokens):,} tokens) in {time.time() - start:.1f} s",
@@ -112,7 +110,7 @@ def main(argv):
 def entry_point():
     """Console-script entry point (`bert-build-vocab`)."""
     flags.mark_flags_as_required(['input_file', 'output_file'])
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("build_vocab"))
 
 
 if __name__ == "__main__":

@@ -34,9 +34,11 @@ logging.getLogger().addHandler(logging.NullHandler())
 from absl import app, flags  # noqa: E402
 
 from pipeline.interrupts import EXIT_INTERRUPTED, JobStopped  # noqa: E402
-from pipeline.pretraining_data import (  # noqa: E402
-    PretrainingDataConfig, UsageError, check_beam_args, default_beam_args, run)
+from pipeline.inputs import UsageError  # noqa: E402
+from pipeline.pretraining_data import PretrainingDataConfig, run  # noqa: E402
 from pipeline.readers import FORMATS  # noqa: E402
+from pipeline.runners import check_beam_args, default_beam_args  # noqa: E402
+from tfrecords.cli import fail, flags_parser  # noqa: E402
 from tfrecords.features import MAX_SEQ_LENGTH  # noqa: E402
 from tfrecords.generation import (DEFAULT_MASKED_LM_PROB,  # noqa: E402
                                   DEFAULT_MAX_PREDICTIONS_PER_SEQ, DEFAULT_MAX_SEQ_LENGTH)
@@ -115,27 +117,17 @@ def main(argv):
         check_beam_args(argv[1:], own_flags=list(FLAGS))
         run(config, default_beam_args(argv[1:]), verbose=FLAGS.verbose)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        fail("create_pretraining_data", e)
     except JobStopped as e:
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
 
-def parse_flags(argv):
-    """absl parses its flags; everything else is left for Beam's PipelineOptions."""
-    try:
-        return FLAGS(argv, known_only=True)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 def entry_point():
     """Console-script entry point (`bert-create-pretraining-data`)."""
     flags.mark_flags_as_required(['input_file', 'vocab_file', 'output_dir'])
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=flags_parser("create_pretraining_data", known_only=True))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The pretraining-data job as a library: config, input matching, the pipeline, the run.
+"""The pretraining-data job as a library: its config, the pipeline, the run.
 
 `python -m pipeline.create_pretraining_data` is its command line; tests and
 other code call `run()` and `build_pretraining_data()` from here (importing
@@ -21,24 +21,19 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import beam_stages, readers
+from pipeline import beam_stages, objects
 from pipeline.console import LOG_FILE, PROGRESS_DIR, JobConsole, ProgressPrinter
+from pipeline.inputs import UsageError, match_inputs, plan_work
 from pipeline.instances import InstanceConfig
 from pipeline.interrupts import Interrupted, JobStopped, StopSignals, stop_child_processes
 from pipeline.masking import MaskingConfig
+from pipeline.runners import close_dask_client, dask_partitions
 from pipeline.tokenization import BertTokenizer, VocabError, load_vocab
 from tfrecords.features import FeatureSpecError, spec_from_lengths
 from tfrecords.generation import (DEFAULT_MASKED_LM_PROB, DEFAULT_MAX_PREDICTIONS_PER_SEQ,
                                   DEFAULT_MAX_SEQ_LENGTH, Generation)
 from tfrecords.lock import LockError, OutputLock
 from tfrecords.metadata import COMPLETED_FILE, VOCAB_FILE, finalize_dataset
-
-DEFAULT_RUNNER = "apache_beam.runners.portability.fn_api_runner.FnApiRunner"
-DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
-
-
-class UsageError(Exception):
-    """A flag or input a user can fix; printed as one line."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,64 +97,6 @@ class PretrainingDataConfig:
         return Generation.from_dict(out)
 
 
-def parse_input(pattern: str, default_format: str) -> Tuple[str, str]:
-    """"FORMAT:pattern" -> (format, pattern); a bare pattern takes default_format.
-
-    Example:
-        >>> parse_input("books:data/plays/*.txt", "sentences"), parse_input("gs://b/x", "jsonl")
-        (('books', 'data/plays/*.txt'), ('jsonl', 'gs://b/x'))
-    """
-    prefix, sep, rest = pattern.partition(":")
-    if sep and prefix in readers.FORMATS:
-        return prefix, rest
-    return default_format, pattern
-
-
-def match_inputs(patterns: Sequence[str], default_format: str = "sentences"
-                 ) -> List[Tuple[str, int, str]]:
-    """(path, size, format) of every file the patterns match, sorted per pattern.
-
-    The order fixes document keys, so it must not depend on the file system's listing.
-    """
-    parsed = [parse_input(p, default_format) for p in patterns]
-    files = []
-    for (fmt, pattern), result in zip(parsed, FileSystems.match([p for _, p in parsed])):
-        matched = sorted((m.path, m.size_in_bytes, fmt) for m in result.metadata_list)
-        if not matched:
-            raise UsageError(f"--input_file: no files match {pattern!r}")
-        for path, _, _ in matched:
-            if "://" not in path and os.path.isdir(path):
-                raise UsageError(f"--input_file: {path} is a directory; give its files "
-                                 f"(e.g. '{path.rstrip('/')}/*.txt')")
-        files.extend(matched)
-    return files
-
-
-def plan_work(files: Sequence[Tuple[str, int, str]], split_mb: int,
-              books_per_item: int) -> List[List[tuple]]:
-    """Work items: lists of (file index, path, start, end, format) read by one worker.
-
-    Splittable files are cut in byte ranges of split_mb, one item each;
-    wikipedia files are one item each; book files (one document each) are
-    grouped books_per_item to an item, so that a bucket holds several books
-    for NSP negatives to come from.
-    """
-    items: List[List[tuple]] = []
-    books: List[tuple] = []
-    for index, (path, size, fmt) in enumerate(files):
-        for start, end in readers.plan_ranges(path, size, fmt, split_mb << 20):
-            if fmt == "books":
-                books.append((index, path, start, end, fmt))
-                if len(books) == books_per_item:
-                    items.append(books)
-                    books = []
-            else:
-                items.append([(index, path, start, end, fmt)])
-    if books:
-        items.append(books)
-    return items
-
-
 def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: str,
                            config: PretrainingDataConfig):
     """Adds the job to a pipeline; returns a PCollection of one {stats, manifest}.
@@ -195,92 +132,6 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
         | "FlattenSummary" >> beam.Flatten()
         | "Summarize" >> beam_stages.Summarize()
     )
-
-
-def _write_text(path: str, text: str) -> None:
-    with FileSystems.create(path) as f:
-        f.write(text.encode("utf-8"))
-
-
-def _read_json(path: str):
-    with FileSystems.open(path) as f:
-        return json.loads(f.read().decode("utf-8"))
-
-
-class BeamObjects:
-    """The output lock's file operations through Beam's FileSystems (tfrecords/lock.py)."""
-
-    def read(self, path: str) -> Optional[str]:
-        if not FileSystems.exists(path):
-            return None
-        return _read_bytes(path).decode("utf-8")
-
-    def exists(self, path: str) -> bool:
-        return FileSystems.exists(path)
-
-    def write(self, path: str, text: str) -> None:
-        _write_text(path, text)
-
-    def remove(self, path: str) -> None:
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-
-
-def _read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        return f.read()
-
-
-def _delete_tree(path: str, keep: Optional[str] = None) -> None:
-    """Deletes a directory; with keep, everything in it but that file (the job's log).
-
-    On an object store a "directory" is a name prefix: every object under `path/` is
-    deleted (Beam's GCS delete of `path` alone matches only an object of that name, which
-    left a dataset's _pieces/ and an old staging directory's files in place: seen on the
-    emulator)."""
-    if "://" in path:
-        under = _objects_under(path)
-        under += [path] if FileSystems.exists(path) else []
-        if keep:
-            under = [name for name in under if not name.endswith("/" + keep)]
-        if under:
-            FileSystems.delete(under)
-        return
-    if not FileSystems.exists(path):
-        return
-    if keep and "://" not in path and os.path.exists(os.path.join(path, keep)):
-        for name in os.listdir(path):
-            if name != keep:
-                FileSystems.delete([os.path.join(path, name)])
-        return
-    FileSystems.delete([path])
-
-
-def _objects_under(path: str) -> List[str]:
-    """Every file below a directory of an object store (its name is their prefix)."""
-    return [m.path for r in FileSystems.match([path.rstrip("/") + "/**"])
-            for m in r.metadata_list]
-
-
-def _tree_exists(path: str) -> bool:
-    """A directory exists; on an object store, when an object has its name as prefix (a
-    "directory" there is no object: FileSystems.exists says False, and an old dataset
-    was not moved aside before the new one came, leaving its extra shards: seen on the
-    emulator)."""
-    if "://" not in path:
-        return FileSystems.exists(path)
-    return bool(_objects_under(path))
-
-
-def _move_tree(source: str, destination: str) -> None:
-    """Renames a directory: one atomic rename on local disks; file by file on object
-    stores, which have no directories (COMPLETED, written last, is moved last)."""
-    if "://" not in source:
-        FileSystems.rename([source], [destination])
-        return
-    names = _objects_under(source)
-    names.sort(key=lambda n: n.endswith("/" + COMPLETED_FILE))
-    FileSystems.rename(names, [destination + n[len(source):] for n in names])
 
 
 def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
@@ -326,7 +177,7 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
         raise UsageError(str(e)) from None
     try:
         # Signals first: a second SIGTERM must not cut the lock's release short.
-        with StopSignals() as signals, OutputLock(output_dir, objects=BeamObjects()):
+        with StopSignals() as signals, OutputLock(output_dir, objects=objects.BeamObjects()):
             return _run_locked(config, beam_args, output_dir, files, spec, verbose, signals)
     except LockError as e:
         raise UsageError(str(e)) from None
@@ -342,26 +193,16 @@ def _settings_line(config: PretrainingDataConfig, options: PipelineOptions) -> s
         runner = (f"DirectRunner ({all_options.get('direct_running_mode')}, "
                   f"{all_options.get('direct_num_workers')} worker(s))")
     elif runner == "DaskRunner":
-        runner += f" ({all_options.get('address') or 'local cluster'})"
+        where = all_options.get("address") or (
+            f"scheduler file {all_options['scheduler_file']}"
+            if all_options.get("scheduler_file") else "local cluster")
+        runner += f" ({where})"
     return (f"settings: {nsp}, max_seq_length {c.max_seq_length}, masking {c.masking} "
             f"({c.masked_lm_prob} up to {c.max_predictions_per_seq}"
             f"{', whole words' if c.do_whole_word_mask else ''}), dupe_factor {c.dupe_factor}, "
             f"short_seq_prob {c.short_seq_prob} drawn {c.target_length_draw.replace('_', ' ')}, "
             f"seed {c.random_seed}, {c.num_shards} shard(s)"
             f"{f', eval_fraction {c.eval_fraction}' if c.eval_fraction else ''}; runner {runner}")
-
-
-def _close_dask_client(result) -> None:
-    """Beam's DaskRunner leaves its client open, and the local cluster it started runs
-    until the interpreter exits (its shutdown logging then lands after the summary):
-    closed here, while the job's log still takes that logging."""
-    client = getattr(result, "client", None)
-    if client is None:
-        return
-    cluster = getattr(client, "cluster", None)
-    client.close()
-    if cluster is not None:
-        cluster.close()
 
 
 def _failure_line(error: BaseException) -> str:
@@ -382,9 +223,9 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
             and not FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))):
         print(f"warning: restoring {output_dir} from {replaced} (a replacement was "
               "interrupted)", file=sys.stderr)
-        _delete_tree(output_dir)
-        _move_tree(replaced, output_dir)
-    _delete_tree(replaced)
+        objects.delete_tree(output_dir)
+        objects.move_tree(replaced, output_dir)
+    objects.delete_tree(replaced)
     complete = FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))
     if complete and not config.overwrite:
         raise UsageError(f"{output_dir} already holds a complete dataset; pass --overwrite "
@@ -394,7 +235,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
         # Replacing it would delete it: it may be anything the flag was pointed at.
         raise UsageError(f"{output_dir} exists and is not a dataset directory (no "
                          f"{COMPLETED_FILE}); remove it or choose another --output_dir")
-    _delete_tree(staging)
+    objects.delete_tree(staging)
     FileSystems.mkdirs(staging)
     items = plan_work(files, config.input_split_mb, config.books_per_item)
     options = PipelineOptions(dask_partitions(beam_args or [], len(items)))
@@ -426,7 +267,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
                     summary = build_pretraining_data(root, files=files, staging=staging,
                                                      config=config)
                     _ = summary | "WriteSummary" >> beam.Map(
-                        lambda s: _write_text(posixpath.join(staging, "_summary.json"),
+                        lambda s: objects.write_text(posixpath.join(staging, "_summary.json"),
                                               json.dumps(s)))
             except BaseException:
                 console.log(traceback.format_exc())
@@ -435,11 +276,11 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
                 signals.armed = False
                 progress.stop()
                 finished = time.time()  # the job's time, not the Dask cluster's shutdown
-                _close_dask_client(getattr(root, "result", None))
+                close_dask_client(getattr(root, "result", None))
     except (Interrupted, Exception) as e:
         if signals.received:  # or the workers died of the same signal (a process group's)
             stop_child_processes()  # before their output is deleted under them
-            _delete_tree(staging, keep=LOG_FILE)
+            objects.delete_tree(staging, keep=LOG_FILE)
             log = f" (log: {console.log_path})" if console.log_path else ""
             raise JobStopped(f"{signals.received}: the job stopped before it finished; nothing "
                              f"was written to {output_dir}{log}; rerun the same command to "
@@ -447,7 +288,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
         # A full disk fails in every worker at once: one line, and what filled the disk
         # removed, instead of a traceback per worker.
         if "No space left on device" in str(e) or getattr(e, "errno", None) == errno.ENOSPC:
-            _delete_tree(staging, keep=LOG_FILE)
+            objects.delete_tree(staging, keep=LOG_FILE)
             log = f"; log: {console.log_path}" if console.log_path else ""
             raise UsageError(f"no space left on the device of {staging} (what the job wrote "
                              f"there was removed{log}); free space or pass another "
@@ -455,7 +296,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
         where = f"; log: {console.log_path}" if console.log_path else ""
         raise UsageError(_failure_line(e) + where) from None
     elapsed = finished - start
-    summary = _read_json(posixpath.join(staging, "_summary.json"))
+    summary = objects.read_json(posixpath.join(staging, "_summary.json"))
     stats = summary["stats"]
     shards = {}
     for split, entry in summary["manifest"]:
@@ -464,7 +305,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
     instances = sum(e["records"] for entries in shards.values() for e in entries)
     if not instances:
         skipped = stats.get("skipped_by_file") or {}
-        _delete_tree(staging, keep=LOG_FILE)
+        objects.delete_tree(staging, keep=LOG_FILE)
         raise UsageError(
             f"no instance from {len(files)} input file(s) "
             f"({', '.join(path for path, _, _ in files[:3])}{', ...' if len(files) > 3 else ''}): "
@@ -473,20 +314,20 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
             "written")
     # Make the dataset whole in staging (COMPLETED last), then swap it into place.
     for name in ("_pieces", "_summary.json", PROGRESS_DIR):
-        _delete_tree(posixpath.join(staging, name))
+        objects.delete_tree(posixpath.join(staging, name))
     # read and written (Beam's copy cannot go from one file system to another: a local
     # vocabulary into a gs:// dataset)
     with FileSystems.create(posixpath.join(staging, VOCAB_FILE)) as f:
-        f.write(_read_bytes(config.vocab_file))
+        f.write(objects.read_bytes(config.vocab_file))
     info = finalize_dataset(
         staging, spec=spec, generation=config.generation(), stats=stats,
         shards={split: sorted(e, key=lambda x: x["file"]) for split, e in shards.items()},
         inputs=[f"{fmt}:{path}" for path, _, fmt in files],
-        write_file=_write_text)
-    if _tree_exists(output_dir):
-        _move_tree(output_dir, replaced)
-    _move_tree(staging, output_dir)
-    _delete_tree(replaced)
+        write_file=objects.write_text)
+    if objects.tree_exists(output_dir):
+        objects.move_tree(output_dir, replaced)
+    objects.move_tree(staging, output_dir)
+    objects.delete_tree(replaced)
     console.say(_summary_lines(stats, shards, output_dir, elapsed, console.log_path,
                                staging))
     if signals.received:
@@ -515,109 +356,3 @@ def _summary_lines(stats, shards, output_dir, elapsed, log_path, staging) -> str
     return "\n".join(lines)
 
 
-def unknown_beam_args(beam_args: Sequence[str], with_values: bool = False) -> List[str]:
-    """The arguments that no Beam pipeline option (of any runner Beam ships) accepts
-    (with_values: also the words after them, and the words that follow no flag).
-
-    Beam itself only logs "Discarding unparseable args" among its other lines
-    and runs with the defaults; a misspelled flag of ours (--dupe_factr) would
-    silently become a 10x larger dataset. Runner option classes that live in
-    their own modules are imported first so that their flags count as known.
-    """
-    import argparse
-    from apache_beam.options import pipeline_options
-    try:
-        import apache_beam.runners.dask.dask_runner  # noqa: F401  (its DaskOptions)
-    except ImportError:  # dask is not installed
-        pass
-    parser = pipeline_options._BeamArgumentParser(allow_abbrev=False)
-    seen = {}
-    for cls in pipeline_options.PipelineOptions.__subclasses__():
-        seen.setdefault(str(cls), cls)
-    for cls in seen.values():
-        try:
-            cls._add_argparse_args(parser)
-        except argparse.ArgumentError:  # an option two classes define
-            pass
-    _, unknown = parser.parse_known_args(list(beam_args))
-    return unknown if with_values else [a for a in unknown if a.startswith("-")]
-
-
-def check_beam_args(beam_args: Sequence[str], own_flags: Sequence[str] = ()) -> None:
-    """UsageError naming the first argument that is neither ours nor Beam's, with the
-    closest flag name when one is close (a typo)."""
-    import difflib
-    unknown = unknown_beam_args(beam_args)
-    if not unknown:
-        stray = unknown_beam_args(beam_args, with_values=True)  # no flag is unknown: words
-        if stray:
-            # Beam would drop them with a warning in pipeline.log: an unquoted glob after
-            # --input_file silently loses every file but the first.
-            more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
-            raise UsageError(
-                f"unexpected argument {stray[0]!r}{more}: a file pattern the shell expanded? "
-                "Quote it (--input_file 'data/*.txt') or join files with commas")
-        return
-    name = unknown[0].lstrip("-").split("=", 1)[0]
-    close = difflib.get_close_matches(name, list(own_flags), n=1, cutoff=0.75)
-    hint = f" (did you mean --{close[0]}?)" if close else ""
-    raise UsageError(f"unknown flag --{name}{hint}: it is neither this command's flag nor a "
-                     "Beam pipeline option")
-
-
-def _expand_runner_names(beam_args: Sequence[str]) -> List[str]:
-    """`--runner DaskRunner` (or `Dask`) -> Beam's DaskRunner by its module path: Beam
-    resolves short names only for the runners it lists, and DaskRunner is not one."""
-    out, args = [], list(beam_args)
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--runner" and i + 1 < len(args):
-            arg, i = f"--runner={args[i + 1]}", i + 1
-        if arg.startswith("--runner=") and arg.split("=", 1)[1].lower() in ("dask",
-                                                                            "daskrunner"):
-            arg = f"--runner={DASK_RUNNER}"
-        out.append(arg)
-        i += 1
-    return out
-
-
-def dask_partitions(beam_args: List[str], work_items: int) -> List[str]:
-    """The arguments with Beam's DaskRunner named in full, and on Dask one bag partition
-    per work item unless told otherwise: Beam's DaskRunner puts 128 elements in a
-    partition, so a job of fewer work items than that would run as one task on one core
-    (its Reshuffle is a no-op). run() calls it, so library callers may say DaskRunner too."""
-    beam_args = _expand_runner_names(beam_args)
-    runner = next((a.split("=", 1)[1] for a in beam_args if a.startswith("--runner=")), "")
-    if runner != DASK_RUNNER or any(a.startswith(("--dask_npartitions", "--dask_partition_size"))
-                                    for a in beam_args):
-        return beam_args
-    return beam_args + [f"--dask_npartitions={max(1, work_items)}"]
-
-
-def default_beam_args(beam_args: List[str]) -> List[str]:
-    """Without --runner: the DirectRunner's batch engine, multi-processing on every core
-    the process may use.
-
-    That engine (FnApiRunner) is named directly: Beam 2.77's DirectRunner
-    first tries to download its Prism runner from GitHub, which fails (with
-    a confusing log) on machines without internet, then falls back to it.
-    """
-    beam_args = _expand_runner_names(beam_args)
-    if any(a.startswith("--runner") for a in beam_args):
-        return beam_args
-    out = list(beam_args) + [f"--runner={DEFAULT_RUNNER}"]
-    if not any(a.startswith("--direct_running_mode") for a in beam_args):
-        out.append("--direct_running_mode=multi_processing")
-    if not any(a.startswith("--direct_num_workers") for a in beam_args):
-        out.append(f"--direct_num_workers={usable_cpus()}")
-    return out
-
-
-def usable_cpus() -> int:
-    """The cores this process may run on: its CPU affinity (taskset, a cgroup cpuset, a
-    Kubernetes CPU manager), not os.cpu_count(), which counts the whole machine's."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows: no affinity call
-        return os.cpu_count() or 1

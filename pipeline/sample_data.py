@@ -36,6 +36,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from absl import app, flags
 
+from tfrecords.cli import fail, flags_parser, no_arguments
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", "data", "Where to cache downloads and write the converted data.")
 flags.DEFINE_list("only", [], "Fetch only these items (names as in ITEMS); default all.")
@@ -323,19 +325,17 @@ def fetch(data_dir: str, only: Optional[Sequence[str]] = None) -> Dict[str, dict
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    no_arguments(argv, "sample_data")
     try:
         fetch(FLAGS.data_dir, FLAGS.only)
     except SampleDataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        fail("sample_data", e)
     return 0
 
 
 def entry_point():
     """Console-script entry point (`bert-sample-data`)."""
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("sample_data"))
 
 
 if __name__ == "__main__":

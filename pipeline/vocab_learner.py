@@ -34,7 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from tokenizers import BertWordPieceTokenizer, normalizers, pre_tokenizers
 
 from pipeline import readers
-from pipeline.pretraining_data import UsageError, parse_input
+from pipeline.inputs import UsageError, parse_input
 from tfrecords.vocab import SPECIAL_TOKENS, is_unused, wordpiece
 
 def special_tokens(num_unused: int) -> List[str]:

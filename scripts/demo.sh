@@ -24,7 +24,7 @@ stage "1. Sample data: real Wikipedia dump excerpt, lead sections, plays, review
 run "$PY" -m pipeline.sample_data --data_dir "$DATA"
 
 CORPUS="wikipedia:$DATA/wikipedia/enwiki-excerpt.xml.bz2,jsonl:$DATA/wiki_leads/leads.jsonl,books:$DATA/plays/*.txt"
-# The recipe: configs/recipes/budget_tiny.{vocab,data,pretrain}.flags (README, "Pretraining
+# The recipe: configs/recipes/budget_tiny.{vocab,data,pretrain}.flags (docs/pretraining.md, "Pretraining
 # on a budget", has the seed-averaged comparison that chose it). Rerun it on your corpus by
 # passing the same flagfiles.
 stage "2. A WordPiece vocabulary learned on the corpus (8,192 pieces, sized for bert_tiny)"

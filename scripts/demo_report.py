@@ -26,7 +26,7 @@ RECIPE = ("The budget recipe, configs/recipes/budget_tiny.{vocab,data,pretrain}.
           "static 15% masks (5 passes), pre-LN bert_tiny without dropout, learning rate 2e-3 "
           "following a wall-clock budget (warmup 10%, linear decay to 0 when it ends), clip "
           "0.5. Why (3 fine-tuning seeds per arm, against the 2018 recipe, the same recipe "
-          "without NSP and random init): README, \"Pretraining on a budget\"")
+          "without NSP and random init): docs/pretraining.md, \"Pretraining on a budget\"")
 
 
 def _json(path, default=None):

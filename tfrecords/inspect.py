@@ -19,6 +19,7 @@ from absl import app, flags
 
 import tensorflow as tf
 
+from tfrecords.cli import fail, flags_parser, no_arguments
 from tfrecords.reader import Source, open_source, verify_records
 from tfrecords.shards import DatasetError, compression_type, count_records
 from tfrecords.vocab import read_vocab
@@ -123,19 +124,20 @@ def inspect(path: str, vocab_file: Optional[str], num_examples: int, split: str,
 
 
 def main(argv):
-    if len(argv) != 2:
-        raise app.UsageError("usage: python -m tfrecords.inspect DIR_OR_FILES [--vocab_file F]")
+    usage = "python -m tfrecords.inspect DIR_OR_FILES [--vocab_file F]"
+    if len(argv) < 2:
+        fail("inspect", f"which dataset? usage: {usage}")
+    no_arguments(argv[1:], "inspect", usage)
     try:
         inspect(argv[1], FLAGS.vocab_file, FLAGS.num_examples, FLAGS.split, FLAGS.verify)
     except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        fail("inspect", e)
     return 0
 
 
 def entry_point():
     """Console-script entry point (`bert-inspect`)."""
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("inspect"))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from absl import app, flags
 from model import cli
 from model.export.verify import ExportError
 from model.export.writer import ExportConfig, export
+import tfrecords.cli
 
 FLAGS = flags.FLAGS
 
@@ -75,7 +76,7 @@ def main(argv):
 def entry_point():
     define_flags()
     flags.mark_flags_as_required(["model_dir", "export_dir"])
-    app.run(main)
+    app.run(main, flags_parser=tfrecords.cli.flags_parser("export"))
 
 
 if __name__ == "__main__":

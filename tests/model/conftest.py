@@ -2,7 +2,8 @@
 
 import pytest
 
-from pipeline.pretraining_data import DEFAULT_RUNNER, PretrainingDataConfig, run
+from pipeline.pretraining_data import PretrainingDataConfig, run
+from pipeline.runners import DEFAULT_RUNNER
 from tests.conftest import FIXTURES
 
 TINY = ["num_layers=2", "hidden_dim=32", "num_heads=2", "intermediate_dim=64",

@@ -12,8 +12,9 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline import beam_stages
-from pipeline.pretraining_data import (
-    DEFAULT_RUNNER, PretrainingDataConfig, UsageError, default_beam_args, run, usable_cpus)
+from pipeline.inputs import UsageError
+from pipeline.pretraining_data import PretrainingDataConfig, run
+from pipeline.runners import DEFAULT_RUNNER, default_beam_args, usable_cpus
 from tests.conftest import FIXTURES, ROOT, error_line, run_module, signal_at
 from tfrecords.reader import make_dataset, open_source
 
@@ -129,7 +130,7 @@ def test_one_dataset_from_several_formats(tmp_path):
 
 
 def test_books_are_grouped_so_negatives_come_from_other_books(tmp_path):
-    from pipeline.pretraining_data import plan_work
+    from pipeline.inputs import plan_work
 
     files = [(f"b{i}.txt", 100, "books") for i in range(5)] + [("s.txt", 3 << 20, "sentences")]
     items = plan_work(files, split_mb=1, books_per_item=2)
@@ -203,12 +204,13 @@ def test_cli_errors_are_one_line(tmp_path):
     proc = run_module("pipeline.create_pretraining_data", "--input_file", tmp_path / "nothing*.txt",
                       "--vocab_file", VOCAB, "--output_dir", tmp_path / "ds", check=False)
     assert proc.returncode == 1
-    assert error_line(proc.stderr) == f"error: --input_file: no files match '{tmp_path}/nothing*.txt'"
+    assert error_line(proc.stderr) == (f"create_pretraining_data: --input_file: no files match "
+                                       f"'{tmp_path}/nothing*.txt'")
     proc = run_module("pipeline.create_pretraining_data", "--input_file", CORPUS / "sentences.txt",
                       "--vocab_file", tmp_path / "none.txt", "--output_dir", tmp_path / "ds",
                       check=False)
     assert proc.returncode == 1 and \
-        error_line(proc.stderr).startswith("error: cannot read vocabulary file")
+        error_line(proc.stderr).startswith("create_pretraining_data: cannot read vocabulary file")
 
 
 def test_default_runner_is_multiprocess_direct():
@@ -218,13 +220,25 @@ def test_default_runner_is_multiprocess_direct():
         "--runner=DataflowRunner", "--project=x"]
     # Beam has no short name for its DaskRunner; ours does, and gives Dask one bag
     # partition per work item unless told otherwise.
-    from pipeline.pretraining_data import DASK_RUNNER, dask_partitions
+    from pipeline.runners import DASK_RUNNER, dask_partitions
     for given in (["--runner", "DaskRunner"], ["--runner=dask"]):
         assert default_beam_args(given) == [f"--runner={DASK_RUNNER}"]
     assert dask_partitions(["--runner", "DaskRunner"], 7)[-1] == "--dask_npartitions=7"
     assert dask_partitions(["--runner=DaskRunner", "--dask_npartitions=3"], 7) == [
         f"--runner={DASK_RUNNER}", "--dask_npartitions=3"]
     assert dask_partitions([f"--runner={DEFAULT_RUNNER}"], 7) == [f"--runner={DEFAULT_RUNNER}"]
+    # The settings line names the cluster the job runs on, however it was given.
+    import apache_beam.runners.dask.dask_runner  # noqa: F401  (registers DaskOptions)
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.pretraining_data import _settings_line
+    config = PretrainingDataConfig(input_file=["x"], input_format="sentences",
+                                   vocab_file="v", output_dir="o")
+    for given, where in ((["--dask_scheduler_file=/s/sched.json"], "scheduler file /s/sched.json"),
+                         (["--dask_client_address=tcp://h:8786"], "tcp://h:8786"),
+                         ([], "local cluster")):
+        options = PipelineOptions([f"--runner={DASK_RUNNER}", *given])
+        assert _settings_line(config, options).endswith(f"runner DaskRunner ({where})")
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
@@ -234,7 +248,7 @@ def test_default_workers_are_the_cores_the_process_may_use():
     import subprocess
     import sys
     code = ("import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
-            "from pipeline.pretraining_data import default_beam_args; "
+            "from pipeline.runners import default_beam_args; "
             "print([a for a in default_beam_args([]) if 'num_workers' in a][0])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True, env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout
@@ -327,7 +341,7 @@ def test_concurrent_writer_is_refused_and_the_dataset_is_a_solo_runs(tmp_path):
         first.send_signal(signal.SIGCONT)
     assert second.returncode == 1
     assert second.stderr.strip().splitlines()[-1].startswith(
-        f"error: {out} is being written by pid {first.pid} on ")
+        f"create_pretraining_data: {out} is being written by pid {first.pid} on ")
     assert f"lock file {lock}" in error_line(second.stderr)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
@@ -350,7 +364,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, capsys):
 
 
 def test_interrupted_overwrite_keeps_a_complete_dataset(tmp_path, monkeypatch):
-    from pipeline import pretraining_data
+    from pipeline import objects, pretraining_data
     from tfrecords.metadata import open_dataset
     run(config(tmp_path), IN_MEMORY)
     old = shard_digests(tmp_path / "ds")
@@ -365,7 +379,7 @@ def test_interrupted_overwrite_keeps_a_complete_dataset(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert shard_digests(tmp_path / "ds") == old and open_dataset(str(tmp_path / "ds"))
     # killed between the two renames: the old dataset is aside, the new one staged, both whole
-    real_move, moves = pretraining_data._move_tree, []
+    real_move, moves = objects.move_tree, []
 
     def move_once(source, destination):
         moves.append(source)
@@ -373,7 +387,7 @@ def test_interrupted_overwrite_keeps_a_complete_dataset(tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         real_move(source, destination)
 
-    monkeypatch.setattr(pretraining_data, "_move_tree", move_once)
+    monkeypatch.setattr(objects, "move_tree", move_once)
     with pytest.raises(KeyboardInterrupt):
         run(config(tmp_path, overwrite=True, random_seed=7), IN_MEMORY)
     monkeypatch.undo()
@@ -430,14 +444,14 @@ def test_flag_typos_and_size_bounds_are_one_line(tmp_path):
     proc = run_module("pipeline.create_pretraining_data", *base, "--dupe_factr", "1",
                       check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
-        "error: unknown flag --dupe_factr (did you mean --dupe_factor?): it is neither this "
+        "create_pretraining_data: unknown flag --dupe_factr (did you mean --dupe_factor?): it is neither this "
         "command's flag nor a Beam pipeline option")
     # an unquoted glob: the shell gives the second file as an argument of its own
     proc = run_module("pipeline.create_pretraining_data", "--input_file",
                       CORPUS / "books" / "the_library.txt", CORPUS / "books" / "the_river.txt",
                       *base[2:], check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
-        f"error: unexpected argument '{CORPUS / 'books' / 'the_river.txt'}': a file pattern "
+        f"create_pretraining_data: unexpected argument '{CORPUS / 'books' / 'the_river.txt'}': a file pattern "
         "the shell expanded? Quote it (--input_file 'data/*.txt') or join files with commas")
     assert not (tmp_path / "ds").exists()
     proc = run_module("pipeline.create_pretraining_data", *base, "--max_seq_lenght=64",
@@ -456,7 +470,7 @@ def test_directory_as_input_is_one_line(tmp_path):
                       "--vocab_file", VOCAB, "--output_dir", tmp_path / "ds", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: --input_file: {CORPUS / 'books'} is a directory; give its files "
+        f"create_pretraining_data: --input_file: {CORPUS / 'books'} is a directory; give its files "
         f"(e.g. '{CORPUS / 'books'}/*.txt')")
 
 
@@ -488,7 +502,7 @@ def test_disk_full_is_one_line_and_removes_staging(tmp_path):
                           "--vocab_file", VOCAB, "--output_dir", small / "ds", "--dupe_factor",
                           "3", "--num_shards", "2", check=False, timeout=300)
         assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
-            f"error: no space left on the device of {small}/ds.staging (what the job wrote "
+            f"create_pretraining_data: no space left on the device of {small}/ds.staging (what the job wrote "
             f"there was removed; log: {small}/ds.staging/pipeline.log); free space or pass "
             "another --output_dir")
         assert os.listdir(small / "ds.staging") == ["pipeline.log"]
@@ -555,7 +569,7 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
                             "--dask_client_address", address, check=False)
         assert failed.returncode == 1 and "Traceback" not in failed.stderr
         assert failed.stderr.strip().splitlines()[-1] == (
-            f"error: failed on {corpus}, document 2: ValueError: the splitter gave up; "
+            f"create_pretraining_data: failed on {corpus}, document 2: ValueError: the splitter gave up; "
             f"log: {tmp_path}/bad.staging/pipeline.log")
     finally:
         for proc in procs:
@@ -688,5 +702,5 @@ def test_worker_error_is_one_line_naming_the_record_and_the_log(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     log = f"{out}.staging/pipeline.log"
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: failed on {corpus}, document 2: ValueError: the splitter gave up; log: {log}")
+        f"create_pretraining_data: failed on {corpus}, document 2: ValueError: the splitter gave up; log: {log}")
     assert "the splitter gave up" in open(log).read() and not out.exists()

@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline.pretraining_data import UsageError
+from pipeline.inputs import UsageError
 from pipeline.tokenization import BertTokenizer
 from pipeline.vocab_learner import build_vocab, iter_texts, special_tokens
 from tests.conftest import FIXTURES, run_module

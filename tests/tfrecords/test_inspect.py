@@ -42,7 +42,7 @@ def test_inspect_errors_are_one_line_and_exit_1(tmp_path):
     (tmp_path / "COMPLETED").unlink()
     proc = run_module("tfrecords.inspect", tmp_path, check=False)
     assert proc.returncode == 1
-    assert error_line(proc.stderr).startswith(f"error: {tmp_path} has no COMPLETED file")
+    assert error_line(proc.stderr).startswith(f"inspect: {tmp_path} has no COMPLETED file")
     assert "Traceback" not in proc.stderr
 
 
@@ -101,6 +101,6 @@ def test_verify_compares_record_counts_with_the_manifest(tmp_path):
     proc = run_module("tfrecords.inspect", tmp_path / "ds", "--verify", check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: {tmp_path}/ds/train-00000-of-00002.tfrecord holds 4 records but info.json lists "
+        f"inspect: {tmp_path}/ds/train-00000-of-00002.tfrecord holds 4 records but info.json lists "
         "5: the shard is not the one this dataset wrote (mixed runs or a copy from elsewhere); "
         "regenerate it")

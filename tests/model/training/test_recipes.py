@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline.pretraining_data import DEFAULT_RUNNER
+from pipeline.runners import DEFAULT_RUNNER
 from tests.conftest import FIXTURES, ROOT, run_module
 
 CORPUS = FIXTURES / "corpus"
