@@ -28,7 +28,8 @@ def quiet_tensorflow():
 
 def define_engine_flags(*, log_steps: int, seed: int, train_batch_size: Optional[int] = 32,
                         default_note: str = "") -> None:
-    """The engine's flags (model/training/engine.py), with the command's defaults where they differ."""
+    """The engine's flags (model/training/engine.py), with the command's defaults where
+    they differ."""
     flags.DEFINE_integer("train_batch_size", train_batch_size, "Global batch size (over all "
                          f"replicas and accumulation steps){default_note}.", lower_bound=1)
     flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per optimizer step.",

@@ -25,10 +25,10 @@ history.json, metrics.json, report.md, predictions*.jsonl};
 from absl import app, flags
 
 from model import cli
-from model.training.engine import Preempted, TrainingError
-from model.training.finetuning_run import FinetuneConfig, FinetuneError, finetune
 from model.networks.presets import PRESETS
 from model.tasks import setting_flags, task_names
+from model.training.engine import Preempted, TrainingError
+from model.training.finetuning_run import FinetuneConfig, FinetuneError, finetune
 import tfrecords.cli
 
 FLAGS = flags.FLAGS

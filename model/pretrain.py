@@ -18,9 +18,9 @@ pretrained model on domain text, or phase 2 at a longer max_seq_length
 from absl import app, flags
 
 from model import cli
+from model.networks.presets import PRESETS
 from model.training.engine import Preempted, TrainingError
 from model.training.optimization import SCHEDULES, OptimizerConfig
-from model.networks.presets import PRESETS
 from model.training.pretraining_run import PretrainConfig, pretrain
 from tfrecords.features import MAX_SEQ_LENGTH
 from tfrecords.generation import DEFAULT_MASKED_LM_PROB
@@ -83,8 +83,8 @@ def define_flags():
     flags.DEFINE_string("probe_file", "", "TRAIN[,DEV] labelled texts (TSV/CSV with a header and "
                         "a sentence or text column, or JSONL): a linear probe on the frozen "
                         "encoder is scored at every checkpoint and at the end, beside the "
-                        "held-out MLM figures (model/training/probe.py). One file: every fifth example "
-                        "is the dev part.")
+                        "held-out MLM figures (model/training/probe.py). One file: every fifth "
+                        "example is the dev part.")
     flags.DEFINE_string("probe_label_column", "label", "The probe file's label column.")
     flags.DEFINE_bool("shuffle", True, "Shuffle files and records (--noshuffle: in order).")
     cli.define_engine_flags(log_steps=100, seed=12345)

@@ -28,9 +28,9 @@ seq_length=N)` takes a list of 1-3 tokenized segments; `pair(text, text_b)`.
 import keras
 import tensorflow as tf
 
+from model.export.savedmodel import ExportRoot, keras_free, save
 from model.networks.encoder import BERT_INPUTS, TF_HUB_NAMES, encoder_inputs
 from model.networks.preprocessing import BertTextPreprocessor, pack_segments
-from model.export.savedmodel import ExportRoot, keras_free, save
 
 ENCODER_INPUTS = tuple(TF_HUB_NAMES[k] for k in BERT_INPUTS)
 

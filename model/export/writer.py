@@ -1,4 +1,5 @@
-"""Model directory -> the four SavedModels of an export (see model/export/__main__.py for the layout).
+"""Model directory -> the four SavedModels of an export (model/export/__main__.py has the
+layout).
 
 `export_model` loads the model of any kind through its task class
 (model/tasks/), builds the serving module, the token-ids-only module, the TF
@@ -17,11 +18,11 @@ import tensorflow as tf
 
 from model import storage
 from model.export.checks import ClientError
-from model.export.verify import ExportError, verify_export
 from model.export.hub import HubEncoder, HubPreprocessor
+from model.export.savedmodel import ExportRoot, keras_free, save
+from model.export.verify import ExportError, verify_export
 from model.networks.model_dir import ModelDir, ModelDirError, open_model_dir, resolve_seq_length
 from model.networks.preprocessing import BertTextPreprocessor
-from model.export.savedmodel import ExportRoot, keras_free, save
 from model.tasks import load_model
 from tfrecords.vocab import read_vocab, special_ids
 

@@ -1,4 +1,5 @@
-"""The BERT pretrainer: the encoder (model/networks/encoder.py) with a masked-LM head and an NSP head.
+"""The BERT pretrainer: the encoder (model/networks/encoder.py) with a masked-LM head and an
+NSP head.
 
     inputs  {input_ids, input_mask, segment_ids, masked_lm_positions}   (the dataset's names)
     outputs {mlm_logits [B, P, V], nsp_logits [B, 2]}

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from model.tasks import metrics as M
-from model.tasks.readers import GLUE, label_set, read_glue, read_table
 from model.tasks.base import (IGNORE, FinetuneTask, TableSettings, TaskData, TaskError,
                               batched_tokenize, label_index, register, softmax_ce)
+from model.tasks.readers import GLUE, label_set, read_glue, read_table
 
 # GLUE's headline metric of each task; the others pick the best epoch by accuracy.
 GLUE_PRIMARY = {"cola": "mcc", "mrpc": "f1", "qqp": "f1", "stsb": "pearson"}

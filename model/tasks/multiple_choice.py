@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.tasks import metrics as M
 from model.networks.encoder import BERT_INPUTS
+from model.tasks import metrics as M
 from model.tasks.base import (FinetuneTask, TableSettings, TaskData, batched_tokenize, register,
                               softmax_ce)
 from model.tasks.readers import ReadStats, TaskDataError

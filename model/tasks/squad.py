@@ -17,11 +17,11 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf
 
-from model.tasks import metrics as M
 from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
-from model.tasks.readers import SquadExample, read_squad
+from model.tasks import metrics as M
 from model.tasks.base import (FinetuneTask, TaskData, TaskError, TaskSettings, batched_tokenize,
                               register, setting, softmax_ce)
+from model.tasks.readers import SquadExample, read_squad
 
 
 @dataclasses.dataclass(frozen=True)

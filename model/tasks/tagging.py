@@ -13,11 +13,11 @@ served, and is still scored.
 import numpy as np
 import tensorflow as tf
 
-from model.tasks import metrics as M
 from model.networks.preprocessing import trim_to_longest
-from model.tasks.readers import label_set, read_conll
+from model.tasks import metrics as M
 from model.tasks.base import (IGNORE, FinetuneTask, TaskData, TaskError, label_index, register,
                               softmax_ce)
+from model.tasks.readers import label_set, read_conll
 
 
 def words_that_fit(positions, lengths, seq_length):

@@ -23,17 +23,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from model.networks.encoder import BERT_INPUTS
 from model import storage
-from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
-from model.training.finetune_report import report
+from model.networks.encoder import BERT_INPUTS
 from model.networks.model_dir import (ModelDirError, open_model_dir, resolve_seq_length,
                                       restore_encoder, write_model_dir)
-from model.training.optimization import OptimizerConfig
 from model.networks.preprocessing import BertTextPreprocessor, trim_to_longest
 from model.networks.presets import ConfigError, resolve
-from model.tasks.readers import TaskDataError
 from model.tasks import TaskData, TaskError, finetune_task, setting_flags, task_defaults
+from model.tasks.readers import TaskDataError
+from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
+from model.training.finetune_report import report
+from model.training.optimization import OptimizerConfig
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import read_vocab
 

@@ -18,11 +18,11 @@ from typing import Dict, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from model import storage
-from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
 from model.networks.model_dir import write_model_dir
 from model.networks.presets import ConfigError, ModelConfig, parse_overrides, resolve
-from model.training.probe import Probe, ProbeError
 from model.tasks.pretraining import PretrainingTask
+from model.training.engine import Engine, EngineConfig, TrainingError, engine_config
+from model.training.probe import Probe, ProbeError
 from model.training.warm_start import WarmStart, architecture, find_source
 from tfrecords.generation import DEFAULT_MASKED_LM_PROB, Generation, GenerationError
 from tfrecords.reader import Source, open_source

@@ -34,9 +34,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from model import storage
-from model.training.engine import TrainingError
 from model.networks.model_dir import ModelDir, ModelDirError, open_model_dir
 from model.networks.presets import PRESETS, ModelConfig
+from model.training.engine import TrainingError
 from tfrecords.shards import DatasetError
 from tfrecords.vocab import is_unused, read_vocab, wordpiece
 

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from model.import_checkpoint import CheckpointImportError, import_checkpoint
-from model.tasks import load_model
 from model.networks.preprocessing import BertTextPreprocessor
+from model.tasks import load_model
 from tests.conftest import ROOT, run_module
 from tests.model.conftest import hf_reference
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from model.networks.heads import NextSentenceHead
-from model.training.optimization import OptimizerConfig, WarmupPolynomialDecay, build_optimizer
 from model.networks.presets import PRESETS, ConfigError, parse_overrides, resolve
 from model.networks.pretrainer import build_pretrainer
+from model.training.optimization import OptimizerConfig, WarmupPolynomialDecay, build_optimizer
 
 
 def test_presets_are_the_published_sizes():

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from model.training.finetuning_run import FinetuneConfig, finetune
 from model.tasks import finetune_task
 from model.tasks.base import TaskData
 from model.tasks.multiple_choice import read_choices
+from model.training.finetuning_run import FinetuneConfig, finetune
 from tests.conftest import FIXTURES, run_module
 
 MC = FIXTURES / "multiple_choice"

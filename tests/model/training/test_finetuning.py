@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.training.finetuning_run import FinetuneConfig, finetune
 from model.training.engine import EXIT_PREEMPTED
+from model.training.finetuning_run import FinetuneConfig, finetune
 from tests.conftest import FIXTURES, ROOT, kill_when_written, run_module, signal_at
 from tests.model.equivalence import assert_same_training
 from tests.model.test_finetune import _sentiment_rows

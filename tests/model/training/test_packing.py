@@ -4,10 +4,10 @@ import numpy as np
 
 from model.networks.encoder import BertEncoder
 from model.networks.model_dir import open_model_dir
-from model.training.optimization import OptimizerConfig
-from model.training.pretraining_run import PretrainConfig, Pretrainer
 from model.tasks import load_model
 from model.tasks.pretraining import restarted_positions
+from model.training.optimization import OptimizerConfig
+from model.training.pretraining_run import PretrainConfig, Pretrainer
 from tests.model.conftest import TINY, make_dataset_dir
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.training.optimization import OptimizerConfig
 from model.training.engine import EXIT_PREEMPTED, TrainingError
+from model.training.optimization import OptimizerConfig
 from model.training.pretraining_run import PretrainConfig, pretrain
 from tests.conftest import (FIXTURES, ROOT, error_line, kill_when_written, run_module,
                             signal_at)

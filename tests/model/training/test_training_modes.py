@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from model.training.optimization import OptimizerConfig
 from model.training.engine import TrainingError
+from model.training.optimization import OptimizerConfig
 from model.training.pretraining_run import PretrainConfig, Pretrainer, pretrain
 from tests.model.conftest import TINY, make_dataset_dir
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model.training.engine import TrainingError
 from model.networks.model_dir import build_encoder, open_model_dir, restore_encoder, write_model_dir
-from model.training.optimization import OptimizerConfig
 from model.networks.presets import resolve
+from model.training.engine import TrainingError
+from model.training.optimization import OptimizerConfig
 from model.training.pretraining_run import PretrainConfig, Pretrainer
 from tests.conftest import FIXTURES, ROOT, run_module
 from tests.model.conftest import make_dataset_dir
