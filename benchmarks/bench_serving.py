@@ -4,7 +4,7 @@
 
 Two models, each with the same weights on both sides:
 - a bert_tiny sentiment classifier (fine-tuned briefly on Rotten Tomatoes by
-  model.finetune, exported by model.export; written in Hugging Face layout for
+  model.finetune, exported by model.export, and by model.export --format hf for
   the peer's "text-classification" pipeline);
 - all-MiniLM-L6-v2 imported by model.import_checkpoint and exported as an
   encoder; the peer is the "feature-extraction" pipeline on the original files.
@@ -81,65 +81,6 @@ def sh(*args, env=None, **kw):
                           text=True, env=dict(os.environ, **(env or {})), **kw)
 
 
-def hf_layout_from_ours(model_dir: str, out: str):
-    """Our fine-tuned classifier's weights as a Hugging Face BertForSequenceClassification."""
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    from model.networks.model_dir import open_model_dir
-    from model.tasks import load_model
-
-    md = open_model_dir(model_dir)
-    model, _, _ = load_model(md)
-    cfg = md.model_config
-    w = {v.path.replace("backbone/", ""): v.numpy() for v in model.weights}
-    H, n = cfg.hidden_dim, cfg.num_heads
-    t = {"bert.embeddings.word_embeddings.weight": w["token_embedding/embeddings"],
-         "bert.embeddings.position_embeddings.weight": w["position_embedding/embeddings"],
-         "bert.embeddings.token_type_embeddings.weight": w["segment_embedding/embeddings"],
-         "bert.embeddings.LayerNorm.weight": w["embeddings_layer_norm/gamma"],
-         "bert.embeddings.LayerNorm.bias": w["embeddings_layer_norm/beta"],
-         "bert.pooler.dense.weight": w["pooled_dense/kernel"].T,
-         "bert.pooler.dense.bias": w["pooled_dense/bias"],
-         "classifier.weight": w["classifier/kernel"].T, "classifier.bias": w["classifier/bias"]}
-    for i in range(cfg.num_layers):
-        k, hf = f"transformer_layer_{i}/", f"bert.encoder.layer.{i}."
-        a = k + "self_attention_layer/"
-        for p in ("query", "key", "value"):
-            t[hf + f"attention.self.{p}.weight"] = w[a + f"{p}/kernel"].reshape(H, H).T
-            t[hf + f"attention.self.{p}.bias"] = w[a + f"{p}/bias"].reshape(H)
-        t[hf + "attention.output.dense.weight"] = w[a + "attention_output/kernel"].reshape(H, H).T
-        t[hf + "attention.output.dense.bias"] = w[a + "attention_output/bias"]
-        for ours, theirs in (("self_attention_layer_norm", "attention.output.LayerNorm"),
-                             ("feedforward_layer_norm", "output.LayerNorm")):
-            t[hf + theirs + ".weight"], t[hf + theirs + ".bias"] = (w[k + ours + "/gamma"],
-                                                                    w[k + ours + "/beta"])
-        for ours, theirs in (("feedforward_intermediate_dense", "intermediate.dense"),
-                             ("feedforward_output_dense", "output.dense")):
-            t[hf + theirs + ".weight"] = w[k + ours + "/kernel"].T
-            t[hf + theirs + ".bias"] = w[k + ours + "/bias"]
-    os.makedirs(out, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in t.items()},
-              os.path.join(out, "model.safetensors"))
-    labels = md.config["task"]["labels"]
-    act = {"gelu_approximate": "gelu_new", "gelu": "gelu", "relu": "relu"}[cfg.hidden_act]
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({"architectures": ["BertForSequenceClassification"], "model_type": "bert",
-                   "vocab_size": cfg.vocabulary_size, "hidden_size": H,
-                   "num_hidden_layers": cfg.num_layers, "num_attention_heads": n,
-                   "intermediate_size": cfg.intermediate_dim, "hidden_act": act,
-                   "max_position_embeddings": cfg.max_sequence_length,
-                   "type_vocab_size": cfg.num_segments, "layer_norm_eps": cfg.layer_norm_epsilon,
-                   "id2label": dict(enumerate(labels)),
-                   "label2id": {l: i for i, l in enumerate(labels)}}, f)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json"):
-        src = os.path.join(DATA, "minilm", name) if name != "vocab.txt" else md.vocab_file
-        with open(src, encoding="utf-8") as fi, open(os.path.join(out, name), "w",
-                                                        encoding="utf-8") as fo:
-            fo.write(fi.read())
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=300)
@@ -163,7 +104,9 @@ def main():
             sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/tiny_rt",
                "--export_dir", f"{work}/export_tiny{'_xla' if xla else ''}",
                *(["--jit_compile"] if xla else []))
-        hf_layout_from_ours(f"{work}/tiny_rt", f"{work}/hf_tiny")
+        # The same classifier as transformers loads it: the product's --format hf.
+        sh(sys.executable, "-m", "model.export", "--model_dir", f"{work}/tiny_rt",
+           "--export_dir", f"{work}/hf_tiny", "--format", "hf")
         sh(sys.executable, "-m", "model.import_checkpoint", "--format", "hf", "--checkpoint_dir",
            os.path.join(DATA, "minilm"), "--output_dir", f"{work}/minilm")
         for xla in (False, True):

@@ -59,28 +59,32 @@ def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8")
 
 
-def _replace_object(path: str, data: str) -> None:
+def _replace_object(path: str, data) -> None:
     """One whole-object write. TensorFlow's ram:// file system appends to an existing file
     in "w" mode (measured: writing "a", then "a\\nb" reads back "a\\na\\nb"); object stores
     replace it, so there the old one is deleted first."""
     if path.startswith("ram://") and tf.io.gfile.exists(path):
         tf.io.gfile.remove(path)
-    with tf.io.gfile.GFile(path, "w") as f:
+    with tf.io.gfile.GFile(path, "wb" if isinstance(data, bytes) else "w") as f:
         f.write(data)
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes the whole file: locally through a temporary file renamed into place (a
-    reader never sees half of it), elsewhere as one object upload."""
+def write_text(path: str, text) -> None:
+    """Writes the whole file (text, or bytes as they are): locally through a temporary
+    file renamed into place (a reader never sees half of it), elsewhere as one object
+    upload."""
     parent = posixpath.dirname(path) if is_remote(path) else os.path.dirname(path)
     if parent:
         tf.io.gfile.makedirs(parent)
     if is_remote(path):
         _replace_object(path, text)
         return
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    with tf.io.gfile.GFile(path + ".tmp", "wb" if isinstance(text, bytes) else "w") as f:
         f.write(text)
     tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+write_bytes = write_text
 
 
 def append_line(path: str, line: str) -> None:

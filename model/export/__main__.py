@@ -58,6 +58,10 @@ def define_flags():
     flags.DEFINE_integer("top_k", 5, "Predictions per masked position (pretrainer).", lower_bound=1)
     flags.DEFINE_bool("verify", True, "Run every SavedModel as its clients do (session loader, "
                       "tf.saved_model.load, saved_model_cli) and compare with Keras.")
+    flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "hf", "keras_hub"],
+                      "savedmodel: the SavedModels above; hf: a Hugging Face transformers "
+                      "directory (model/export/hf.py); keras_hub: a keras-hub preset "
+                      "(model/export/keras_hub.py). The other flags apply to savedmodel.")
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the model in the serving SavedModels "
                       "(TF Serving then needs --xla_cpu_compilation_enabled on CPU).")
 
@@ -69,6 +73,9 @@ def main(argv):
         info = export(cli.config_from_flags(ExportConfig))
     except ExportError as e:
         raise SystemExit(f"export: {e}") from None
+    if FLAGS.format != "savedmodel":
+        print(json.dumps(info))
+        return
     print(json.dumps({"serving": info["saved_models"]["serving"], "version": info["version"],
                       "seq_length": info["seq_length"], "signatures": sorted(info["signatures"])}))
 

@@ -134,11 +134,17 @@ class ExportConfig:
     top_k: int = 5
     verify: bool = True
     jit_compile: bool = False
+    # savedmodel (TF Serving, TF Hub); hf (transformers' Auto classes, model/export/hf.py);
+    # keras_hub (a keras-hub preset, model/export/keras_hub.py)
+    format: str = "savedmodel"
 
 
 def export(config: ExportConfig) -> dict:
-    """export_model() of a frozen config (what `model.export`'s main calls)."""
+    """export_model() of a frozen config (what `model.export`'s main calls), or the
+    other publishing formats."""
     c = config
+    if c.format != "savedmodel":
+        return publish(c.model_dir, c.export_dir, c.format)
     return export_model(c.model_dir, c.export_dir, version=c.version or None, name=c.name,
                         seq_length=c.max_seq_length, max_predictions=c.max_predictions_per_seq,
                         top_k=c.top_k, verify=c.verify, jit_compile=c.jit_compile)
@@ -242,3 +248,20 @@ def _describe(sigs) -> dict:
                     "outputs": {k: f"{v.dtype.name} {v.shape}"
                                 for k, v in sorted(fn.structured_outputs.items())}}
     return out
+
+
+def publish(model_dir: str, export_dir: str, fmt: str) -> dict:
+    """A model directory in another library's format: "hf" (transformers) or "keras_hub"
+    (a keras-hub preset). Returns what was written."""
+    from model.export.hf import HfExportError, export_hf
+    from model.export.keras_hub import KerasHubExportError, export_keras_hub
+
+    writers = {"hf": export_hf, "keras_hub": export_keras_hub}
+    if fmt not in writers:
+        raise ExportError(f"--format must be savedmodel, hf or keras_hub, got {fmt!r}")
+    try:
+        md = open_model_dir(model_dir)
+        model, _, _ = load_model(md)
+        return writers[fmt](md, model, export_dir)
+    except (ModelDirError, HfExportError, KerasHubExportError) as e:
+        raise ExportError(str(e)) from None
