@@ -19,7 +19,8 @@ Two differences are keras-hub's and are measured at every export (returned, prin
 BertMaskedLM's transform uses exact GELU and epsilon 1e-5 where the pretrainer used
 tanh GELU and 1e-12 (so MLM logits differ slightly; the backbone's outputs do not),
 and keras-hub's WordPiece splits on ASCII whitespace only (a word joined by a
-non-breaking space becomes [UNK]). The export reloads the preset with keras-hub's
+non-breaking space becomes [UNK]; the preset's tokenizer is told to strip accents when
+it lower-cases, as BERT does). The export reloads the preset with keras-hub's
 `from_preset`, runs it on real sentences and reports the largest difference from our
 model, and how many sentences tokenize differently.
 """
@@ -103,8 +104,11 @@ def export_keras_hub(md: ModelDir, model, export_dir: str) -> dict:
         intermediate_dim=cfg.intermediate_dim, dropout=cfg.dropout,
         max_sequence_length=cfg.max_sequence_length, num_segments=cfg.num_segments)
     _copy(ours, backbone)
+    # Uncased BERT strips accents as it lower-cases (ours and transformers' do); keras-hub's
+    # BertTokenizer keeps them unless told.
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=md.vocab_file,
-                                               lowercase=md.do_lower_case)
+                                               lowercase=md.do_lower_case,
+                                               strip_accents=md.do_lower_case)
     seq_length = resolve_seq_length(0, md.max_seq_length, cfg.max_sequence_length)
     if md.kind == "encoder":
         task = backbone

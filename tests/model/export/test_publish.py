@@ -1,6 +1,6 @@
 """--format hf and --format keras_hub, loaded by the libraries their users run.
 
-transformers runs in .venv-bench (tests/model/hf_publish_client.py: the Auto classes and
+transformers runs in .venv-bench (benchmarks/peer_hf_publish.py: the Auto classes and
 AutoTokenizer on the exported directory, as a user would); keras-hub is the product's own
 stack. Each is compared with our Keras model on real sentences, fed the ids our in-graph
 tokenizer gives (the SavedModel export runs that tokenizer and is checked against the
@@ -37,7 +37,7 @@ def transformers_side(bench_python, export_dir, texts, text_b=None, choices=0, t
     request = tmp_path / "in.json"
     request.write_text(json.dumps({"texts": texts, "text_b": text_b, "choices": choices,
                                    "length": LENGTH}))
-    proc = subprocess.run([bench_python, str(ROOT / "tests/model/hf_publish_client.py"),
+    proc = subprocess.run([bench_python, str(ROOT / "benchmarks/peer_hf_publish.py"),
                            str(export_dir), str(request), str(tmp_path / "out.npz")],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,7 +1,7 @@
 """A transformers user loading our --format hf export (run in .venv-bench, never the
 product's venv): the Auto classes, the tokenizer from the directory, real text in.
 
-    python tests/model/hf_publish_client.py EXPORT_DIR IN.json OUT.npz
+    python benchmarks/peer_hf_publish.py EXPORT_DIR IN.json OUT.npz
         IN: {"texts": [...], "text_b": [...] or null, "choices": N or 0, "length": L}
         OUT: input_ids (the tokenizer's, padded to L) and every output of the model
 """
