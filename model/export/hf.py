@@ -5,15 +5,15 @@
 writes config.json, model.safetensors (the `safetensors` library; no torch needed),
 vocab.txt, tokenizer_config.json and special_tokens_map.json:
 
-    kind                      transformers class              head weights
-    pretrainer (MLM + NSP)    BertForPreTraining              cls.predictions.*, cls.seq_relationship.*
-    pretrainer (MLM only)     BertForMaskedLM                 cls.predictions.*
-    encoder                   BertModel                       -
-    classification            BertForSequenceClassification   classifier.* (id2label from our labels)
-    regression                BertForSequenceClassification   classifier.* (problem_type regression)
-    ner                       BertForTokenClassification      classifier.* (id2label)
-    squad                     BertForQuestionAnswering        qa_outputs.*
-    multiple_choice           BertForMultipleChoice           classifier.*
+    kind                    transformers class             head weights
+    pretrainer (MLM + NSP)  BertForPreTraining             cls.predictions.*, cls.seq_relationship.*
+    pretrainer (MLM only)   BertForMaskedLM                cls.predictions.*
+    encoder                 BertModel                      -
+    classification          BertForSequenceClassification  classifier.* (id2label: our labels)
+    regression              BertForSequenceClassification  classifier.* (problem_type regression)
+    ner                     BertForTokenClassification     classifier.* (id2label)
+    squad                   BertForQuestionAnswering       qa_outputs.*
+    multiple_choice         BertForMultipleChoice          classifier.*
 
 Our tanh GELU is transformers' `gelu_new`, the exact erf GELU of an imported model its
 `gelu`. The tokenizer files carry the model's casing, so `AutoTokenizer` gives the ids

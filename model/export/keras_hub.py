@@ -1,6 +1,6 @@
 """Model directory -> a keras-hub preset, written by keras-hub itself.
 
-    python -m model.export --model_dir runs/demo/bert_tiny --export_dir runs/tiny_kh --format keras_hub
+    python -m model.export --model_dir runs/sst2 --export_dir runs/sst2_kh --format keras_hub
 
     kind             keras-hub class        load it with
     pretrainer       BertMaskedLM           keras_hub.models.BertMaskedLM.from_preset(E)
@@ -74,10 +74,10 @@ def check_expressible(md: ModelDir) -> None:
                                   "keras-hub's BertBackbone cannot express; not exported")
 
 
-def _copy(source: dict, layer, strip: str = "") -> None:
-    """Assigns every variable of `layer` from `source` (our paths), all of them or none."""
-    targets = {v.path[len(strip):] if v.path.startswith(strip) else v.path: v
-               for v in layer.weights}
+def _copy(source: dict, layer) -> None:
+    """Assigns every variable of `layer` from `source` (our paths, which are keras-hub's:
+    our encoder names its layers as BertBackbone does), all of them or none."""
+    targets = {v.path: v for v in layer.weights}
     missing = sorted(set(targets) - set(source))
     if missing:
         raise KerasHubExportError(f"keras-hub's {layer.name} has weights the model lacks: "

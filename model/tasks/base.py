@@ -229,8 +229,8 @@ class FinetuneTask(ServingTask, EngineTask):
 
     def config(self) -> dict:
         """config.json's "task" section: what export and predict need to serve it."""
-        return dict(dataclasses.asdict(self.s), name=self.name, labels=self.labels, pairs=self.pairs,
-                    primary_metric=self.primary_metric)
+        return dict(dataclasses.asdict(self.s), name=self.name, labels=self.labels,
+                    pairs=self.pairs, primary_metric=self.primary_metric)
 
     # -- data -----------------------------------------------------------------
 
