@@ -74,6 +74,33 @@ def test_every_documented_command_and_flag_exists():
     assert not wrong, "documented flags that do not exist:\n" + "\n".join(sorted(set(wrong)))
 
 
+FLAGFILES = {"pretrain": "model.pretrain", "data": "pipeline.create_pretraining_data",
+             "vocab": "pipeline.build_vocab"}
+
+
+def test_the_demo_script_and_the_recipe_flagfiles_use_flags_that_exist():
+    """What `make demo` runs (scripts/demo.sh, its fine-tuning flags included) and every
+    recipe flagfile (configs/recipes/NAME.{data,vocab,pretrain}.flags)."""
+    uses = {}
+    script = re.sub(r"\\\n\s*", " ", (ROOT / "scripts" / "demo.sh").read_text())
+    shared = re.search(r"FT=\((.*?)\)", script, re.S).group(1)  # the fine-tuning flags
+    for m in re.finditer(r'"\$PY" -m ([\w.]+)([^\n]*)', script):
+        flags = re.findall(r"(?<![\w-])--([A-Za-z_]\w*)", m.group(2))
+        if "${FT[@]}" in m.group(2):
+            flags += re.findall(r"(?<![\w-])--([A-Za-z_]\w*)", shared)
+        uses.setdefault(m.group(1), set()).update(flags)
+    for path in sorted((ROOT / "configs" / "recipes").glob("*.flags")):
+        module = FLAGFILES[path.name.split(".")[-2]]
+        uses.setdefault(module, set()).update(
+            re.findall(r"^--([A-Za-z_]\w*)", path.read_text(), re.M))
+    assert {"model.finetune", "model.pretrain", "pipeline.build_vocab"} <= set(uses)
+    with ThreadPoolExecutor(4) as pool:
+        known = dict(zip(uses, pool.map(defined_flags, uses)))
+    wrong = sorted(f"{m} --{f}" for m, flags in uses.items() for f in flags
+                   if f not in known[m] and f != "flagfile")
+    assert not wrong, wrong
+
+
 def _anchors(path) -> set:
     """GitHub's anchors of a markdown file's headings (outside code blocks)."""
     text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
