@@ -138,7 +138,7 @@ def state_dict(md: ModelDir, model) -> Dict[str, np.ndarray]:
     return t
 
 
-def hf_config(md: ModelDir, architecture: str) -> dict:
+def hf_config(md: ModelDir, architecture: str, vocab) -> dict:
     cfg = md.model_config
     out = {"architectures": [architecture], "model_type": "bert",
            "vocab_size": cfg.vocabulary_size, "hidden_size": cfg.hidden_dim,
@@ -147,7 +147,7 @@ def hf_config(md: ModelDir, architecture: str) -> dict:
            "hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout,
            "max_position_embeddings": cfg.max_sequence_length,
            "type_vocab_size": cfg.num_segments, "layer_norm_eps": cfg.layer_norm_epsilon,
-           "initializer_range": 0.02, "pad_token_id": read_vocab(md.vocab_file).index("[PAD]"),
+           "initializer_range": 0.02, "pad_token_id": vocab.index("[PAD]"),
            "position_embedding_type": "absolute", "torch_dtype": "float32"}
     labels = (md.config.get("task") or {}).get("labels")
     if md.kind in ("classification", "ner") and labels:
@@ -160,7 +160,7 @@ def hf_config(md: ModelDir, architecture: str) -> dict:
     return out
 
 
-def tokenizer_files(md: ModelDir, seq_length: int) -> Dict[str, str]:
+def tokenizer_files(md: ModelDir, seq_length: int, vocab) -> Dict[str, str]:
     """vocab.txt and the tokenizer config with the model's casing: AutoTokenizer builds
     BertTokenizerFast from them."""
     special = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
@@ -168,7 +168,7 @@ def tokenizer_files(md: ModelDir, seq_length: int) -> Dict[str, str]:
     config = dict(special, tokenizer_class="BertTokenizer", do_lower_case=md.do_lower_case,
                   strip_accents=None, tokenize_chinese_chars=True,
                   model_max_length=seq_length or md.model_config.max_sequence_length)
-    return {"vocab.txt": "\n".join(read_vocab(md.vocab_file)) + "\n",
+    return {"vocab.txt": "\n".join(vocab) + "\n",
             "tokenizer_config.json": json.dumps(config, indent=2, sort_keys=True),
             "special_tokens_map.json": json.dumps(special, indent=2, sort_keys=True)}
 
@@ -181,13 +181,14 @@ def export_hf(md: ModelDir, model, export_dir: str) -> dict:
     check_expressible(md)
     architecture = hf_class(md)
     tensors = state_dict(md, model)
+    vocab = read_vocab(md.vocab_file)
     storage.makedirs(export_dir)
     storage.write_bytes(storage.join(export_dir, "model.safetensors"),
                         save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                              metadata={"format": "pt"}))
     storage.write_text(storage.join(export_dir, "config.json"),
-                       json.dumps(hf_config(md, architecture), indent=2, sort_keys=True))
-    for name, text in tokenizer_files(md, md.max_seq_length).items():
+                       json.dumps(hf_config(md, architecture, vocab), indent=2, sort_keys=True))
+    for name, text in tokenizer_files(md, md.max_seq_length, vocab).items():
         storage.write_text(storage.join(export_dir, name), text)
     return {"format": "hf", "class": architecture, "tensors": len(tensors),
             "path": export_dir if storage.is_remote(export_dir) else os.path.abspath(export_dir)}

@@ -116,8 +116,9 @@ class Pretrainer:
             if not vocab_file:
                 raise TrainingError(f"{c.input_file} has no vocab.txt: pass --vocab_file")
             self.vocab, self.vocab_file = read_vocab(vocab_file), vocab_file
-            made = generation(self.source)
-            self.do_lower_case = made.do_lower_case if made else True
+            # info.json's generation block, read once (None for bare TFRecord patterns)
+            self.generation = generation(self.source)
+            self.do_lower_case = self.generation.do_lower_case if self.generation else True
             special_ids(self.vocab, f"vocabulary {vocab_file}")  # masking needs them
             self._check_vocab_matches_dataset()
             self.init_source = None
@@ -134,7 +135,7 @@ class Pretrainer:
             raise TrainingError(
                 f"the dataset's sequences have {self.seq_length} tokens, more than the model's "
                 f"max_sequence_length {self.model_config.max_sequence_length}")
-        made = self.generation = generation(self.source)
+        made = self.generation
         if spec.masked and (c.do_whole_word_mask or c.masked_lm_prob is not None
                             or c.max_predictions_per_seq):
             raise TrainingError(
@@ -186,7 +187,7 @@ class Pretrainer:
         resuming = tf.train.latest_checkpoint(self.engine.checkpoint_dir)
         source = find_source(c.output_dir if resuming else c.init_checkpoint)
         self.init_source = None if resuming else source
-        made = generation(self.source)
+        made = self.generation
         if source.model_dir and made and made.do_lower_case != source.model_dir.do_lower_case:
             raise TrainingError(
                 f"{c.input_file} was tokenized with do_lower_case {made.do_lower_case}, "
