@@ -33,12 +33,14 @@ setuptools.setup(
         "dask[distributed]==2026.8.0",
         "distributed==2026.8.0",
         "psutil==7.2.2",
+        "datasketch==2.0.0",
     ],
     entry_points={
         "console_scripts": [
             "bert-inspect=tfrecords.inspect:entry_point",
             "bert-sample-data=pipeline.sample_data:entry_point",
             "bert-create-pretraining-data=pipeline.create_pretraining_data:entry_point",
+            "bert-clean-corpus=pipeline.clean_corpus:entry_point",
             "bert-build-vocab=pipeline.build_vocab:entry_point",
             "bert-pretrain=model.pretrain:entry_point",
             "bert-import-checkpoint=model.import_checkpoint:entry_point",

@@ -39,7 +39,7 @@ from pipeline.writer import merge_shard, write_pieces
 from tfrecords.encode import InstanceEncoder
 from tfrecords.features import spec_from_lengths
 
-BUCKET, PIECE, STATS, SHARD = "bucket", "piece", "stats", "shard"
+BUCKET, PIECE, STATS, SHARD, SAMPLE = "bucket", "piece", "stats", "shard", "sample"
 NAMESPACE = "pretraining_data"
 
 
@@ -105,6 +105,60 @@ class BucketWindow:
                 yield chunk
 
 
+class SkipCounter:
+    """The readers' `skip(reason)`: counts by reason, and by reason and file."""
+
+    def __init__(self):
+        self.skipped = collections.Counter()
+        self.by_file = collections.defaultdict(collections.Counter)
+        self.current = None
+
+    def __call__(self, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.by_file[self.current][reason] += 1
+        beam.metrics.Metrics.counter(NAMESPACE, f"skipped_{reason}").inc()
+
+    def stats(self) -> dict:
+        out = {f"skipped_{reason}": n for reason, n in self.skipped.items()}
+        if self.by_file:
+            out["skipped_by_file"] = {path: dict(c) for path, c in self.by_file.items()}
+        return out
+
+
+def read_item(item, text_field: str, skip: SkipCounter, progress=None):
+    """The documents of one work item: (path, Document, doc key, range start) ...
+
+    A document's key, "FILE-START:ORDINAL" (file index, byte offset of its range,
+    its ordinal in the range), orders documents as the corpus does and is the same
+    on every runner.
+    """
+    for file_index, path, start, end, input_format in item:
+        range_key = f"{file_index:06d}-{start:012d}"
+        skip.current = path
+        ordinal = -1
+        with FileSystems.open(path, compression_type="uncompressed") as f:
+            position = start
+            docs = readers.read_documents(path, f, input_format, skip, text_field,
+                                          start=start, end=end)
+            while True:
+                try:
+                    doc = next(docs, None)
+                except Exception as e:  # a reader's bug or an unforeseen input
+                    raise RecordError(_where(path, ordinal + 1, start), e) from e
+                if doc is None:
+                    break
+                ordinal = doc.ordinal
+                if progress:
+                    now = f.tell()
+                    progress.add(bytes=max(0, now - position), documents=1)
+                    position = max(position, now)
+                yield path, doc, f"{range_key}:{doc.ordinal:010d}", start
+            if progress:  # the rest of the range (buffered reads ran ahead)
+                size = end if end is not None else FileSystems.match(
+                    [path])[0].metadata_list[0].size_in_bytes
+                progress.add(bytes=max(0, size - position))
+
+
 def _select(element, kind):
     if element[0] == kind:
         yield element[1]
@@ -125,14 +179,17 @@ class ReadRangeFn(beam.DoFn):
     """
 
     def __init__(self, text_field: str, seed: int, eval_fraction: float,
-                 bucket_size: int, open_buckets: int, staging: str = ""):
+                 bucket_size: int, open_buckets: int, staging: str = "", cleaner=None):
         self.text_field = text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
         self.staging, self.owner = staging, uuid.uuid4().hex[:12]
+        self.cleaner = cleaner
 
     def setup(self):
         self.progress = ProgressFile.of(self.staging, self.owner) if self.staging else None
+        if self.cleaner:
+            self.cleaner.setup()
 
     def finish_bundle(self):
         if self.progress:
@@ -141,15 +198,8 @@ class ReadRangeFn(beam.DoFn):
     def process(self, item):
         file_index, _, start, _, _ = item[0]
         item_key = f"{file_index:06d}-{start:012d}"
-        skipped = collections.Counter()
-        by_file = collections.defaultdict(collections.Counter)
-        current = [None]
-
-        def skip(reason):
-            skipped[reason] += 1
-            by_file[current[0]][reason] += 1
-            beam.metrics.Metrics.counter(NAMESPACE, f"skipped_{reason}").inc()
-
+        skip = SkipCounter()
+        stats = collections.Counter()
         windows = {split: BucketWindow(random.Random(derive_seed(self.seed, "deal", split, item_key)),
                                        self.bucket_size, self.open_buckets)
                    for split in ("train", "eval")}
@@ -161,47 +211,29 @@ class ReadRangeFn(beam.DoFn):
             return BUCKET, ((split, key), bucket)
 
         documents = 0
-        for file_index, path, start, end, input_format in item:
-            range_key = f"{file_index:06d}-{start:012d}"
-            current[0] = path
-            ordinal = -1
-            with FileSystems.open(path, compression_type="uncompressed") as f:
-                position = start
-                docs = readers.read_documents(path, f, input_format, skip, self.text_field,
-                                              start=start, end=end)
-                while True:
-                    try:
-                        doc = next(docs, None)
-                    except Exception as e:  # a reader's bug or an unforeseen input
-                        raise RecordError(_where(path, ordinal + 1, start), e) from e
-                    if doc is None:
-                        break
-                    ordinal = doc.ordinal
-                    doc_key = f"{range_key}:{doc.ordinal:010d}"
-                    split = ("eval" if self.eval_fraction and
-                             unit_hash(self.seed, "split", doc_key) < self.eval_fraction
-                             else "train")
-                    documents += 1
-                    if self.progress:
-                        now = f.tell()
-                        self.progress.add(bytes=max(0, now - position), documents=1)
-                        position = max(position, now)
-                    origin = (path, doc.ordinal, start)
-                    for bucket in windows[split].add((doc.units, doc.presplit, origin)):
-                        yield emit(split, bucket)
-                if self.progress:  # the rest of the range (buffered reads ran ahead)
-                    size = end if end is not None else FileSystems.match(
-                        [path])[0].metadata_list[0].size_in_bytes
-                    self.progress.add(bytes=max(0, size - position))
+        docs = (self.cleaner.documents(item, self.progress) if self.cleaner else
+                read_item(item, self.text_field, skip, self.progress))
+        for path, doc, doc_key, start in docs:
+            units = doc.units
+            if self.cleaner:
+                units = self.cleaner.apply(doc_key, path, doc, stats)
+                if units is None:
+                    continue
+            split = ("eval" if self.eval_fraction and
+                     unit_hash(self.seed, "split", doc_key) < self.eval_fraction
+                     else "train")
+            documents += 1
+            origin = (path, doc.ordinal, start)
+            for bucket in windows[split].add((units, doc.presplit, origin)):
+                yield emit(split, bucket)
         for split, window in windows.items():
             for bucket in window.flush():
                 yield emit(split, bucket)
         beam.metrics.Metrics.counter(NAMESPACE, "documents_read").inc(documents)
-        stats = {f"skipped_{reason}": n for reason, n in skipped.items()}
-        if by_file:
-            stats["skipped_by_file"] = {path: dict(c) for path, c in by_file.items()}
-        stats["work_items"] = 1
+        stats = dict(stats, **skip.stats(), work_items=1)
         yield STATS, stats
+        if self.cleaner:
+            yield from self.cleaner.samples()
 
 
 class ReadCorpus(beam.PTransform):
@@ -210,12 +242,12 @@ class ReadCorpus(beam.PTransform):
 
     def __init__(self, items: List[List[tuple]], text_field: str, seed: int,
                  eval_fraction: float, bucket_size: int, open_buckets: int,
-                 staging: str = ""):
+                 staging: str = "", cleaner=None):
         super().__init__()
         self.items, self.text_field = items, text_field
         self.seed, self.eval_fraction = seed, eval_fraction
         self.bucket_size, self.open_buckets = bucket_size, open_buckets
-        self.staging = staging
+        self.staging, self.cleaner = staging, cleaner
 
     def expand(self, root):
         return (
@@ -224,7 +256,7 @@ class ReadCorpus(beam.PTransform):
             | "SpreadWorkItems" >> beam.Reshuffle()
             | "ReadAndBucket" >> beam.ParDo(ReadRangeFn(
                 self.text_field, self.seed, self.eval_fraction,
-                self.bucket_size, self.open_buckets, self.staging))
+                self.bucket_size, self.open_buckets, self.staging, self.cleaner))
         )
 
 
@@ -417,11 +449,13 @@ def _summary(grouped) -> dict:
     stats = sum_stats(v for kind, v in elements if kind == STATS)
     manifest = sorted((v for kind, v in elements if kind == SHARD),
                       key=lambda e: (e[0], e[1]["file"]))
-    return {"stats": stats, "manifest": manifest}
+    samples = {v[0]: v[1:] for kind, v in elements if kind == SAMPLE}
+    return {"stats": stats, "manifest": manifest, "samples": samples}
 
 
 class Summarize(beam.PTransform):
-    """(STATS, counts) and (SHARD, (split, entry)) elements -> one {stats, manifest}.
+    """(STATS, counts), (SHARD, (split, entry)) and (SAMPLE, (doc key, ...)) elements ->
+    one {stats, manifest, samples}.
 
     A GroupByKey on one key rather than CombineGlobally: the combiner's
     empty-input default is a side input, which not every runner has.

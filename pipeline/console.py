@@ -178,10 +178,10 @@ class ProgressPrinter(threading.Thread):
     """Prints the summed progress every `every` seconds while the pipeline runs."""
 
     def __init__(self, console: JobConsole, staging: str, total_bytes: int,
-                 every: float = 10.0):
+                 every: float = 10.0, label: str = "progress", instances: bool = True):
         super().__init__(daemon=True)
         self.console, self.staging, self.total = console, staging, max(total_bytes, 1)
-        self.every = every
+        self.every, self.label, self.instances = every, label, instances
         self.start_time = time.time()
         self._stop_event = threading.Event()
 
@@ -196,11 +196,13 @@ class ProgressPrinter(threading.Thread):
         fraction = done / self.total
         eta = (f", ETA {_duration(elapsed / fraction - elapsed)}"
                if 0.02 <= fraction < 1 else "")
-        return (f"progress: {_megabytes(done)} of {_megabytes(self.total)} read "
+        instances = (f"{counts['instances']:,} instances "
+                     f"({counts['instances'] / elapsed:,.0f}/s), " if self.instances else "")
+        return (f"{self.label}: {_megabytes(done)} of {_megabytes(self.total)} read "
                 f"({100 * fraction:.0f}%), {counts['documents']:,} documents, "
-                f"{counts['instances']:,} instances ({counts['instances'] / elapsed:,.0f}/s), "
-                f"{_duration(elapsed)}{eta}")
+                f"{instances}{_duration(elapsed)}{eta}")
 
     def stop(self):
         self._stop_event.set()
-        self.join(timeout=5)
+        if self.ident is not None:  # started
+            self.join(timeout=5)

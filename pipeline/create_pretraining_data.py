@@ -9,7 +9,8 @@ Usage:
 google-research/bert's flag names and defaults (booleans take --no...), plus
 --max_ngram_size, --num_shards, --masking static|dynamic,
 --[no]next_sentence_prediction, --packing, --bucket_size, --eval_fraction, --gzip,
---overwrite, --target_length_draw, --verbose. Flags this module does not know go to Beam's PipelineOptions
+--overwrite, --target_length_draw, --verbose, and the cleaning flags (--dedup
+exact|near, --quality_filter and their settings; pipeline/cleaning.py). Flags this module does not know go to Beam's PipelineOptions
 (--runner, --direct_num_workers, --setup_file, Dataflow/Flink/Spark options).
 Without --runner, the DirectRunner runs in multi-processing mode on every core.
 
@@ -33,6 +34,7 @@ logging.getLogger().addHandler(logging.NullHandler())
 
 from absl import app, flags  # noqa: E402
 
+from pipeline import cleaning  # noqa: E402
 from pipeline.interrupts import EXIT_INTERRUPTED, JobStopped  # noqa: E402
 from pipeline.inputs import UsageError  # noqa: E402
 from pipeline.pretraining_data import PretrainingDataConfig, run  # noqa: E402
@@ -102,6 +104,7 @@ flags.DEFINE_integer("num_eval_shards", 1, "Eval shards to write.", lower_bound=
                      upper_bound=100_000)
 flags.DEFINE_bool("gzip", False, "Write .tfrecord.gz shards.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing complete dataset.")
+cleaning.define_flags(flags)
 flags.DEFINE_bool("verbose", False,
                   "Print Beam's, its workers' and TensorFlow's logging on the console instead "
                   "of into pipeline.log in the output directory.")
@@ -109,7 +112,9 @@ flags.DEFINE_bool("verbose", False,
 
 def main(argv):
     # Every config field has a flag of the same name (tests check it).
-    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(PretrainingDataConfig)}
+    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(PretrainingDataConfig)
+              if f.name != "cleaning"}
+    values["cleaning"] = cleaning.from_flags(FLAGS, default_dedup="none")
     values["input_file"] = tuple(values["input_file"])
     values["max_ngram_size"] = values["max_ngram_size"] or 0
     config = PretrainingDataConfig(**values)

@@ -21,7 +21,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import beam_stages, objects
+from pipeline import beam_stages, clean_stages, objects
+from pipeline.cleaning import CleaningConfig
 from pipeline.console import LOG_FILE, PROGRESS_DIR, JobConsole, ProgressPrinter
 from pipeline.inputs import UsageError, match_inputs, plan_work
 from pipeline.instances import InstanceConfig
@@ -67,6 +68,7 @@ class PretrainingDataConfig:
     num_eval_shards: int = 1
     gzip: bool = False
     overwrite: bool = False
+    cleaning: CleaningConfig = CleaningConfig()
 
     def instance_config(self) -> InstanceConfig:
         return InstanceConfig(
@@ -98,7 +100,8 @@ class PretrainingDataConfig:
 
 
 def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: str,
-                           config: PretrainingDataConfig):
+                           config: PretrainingDataConfig,
+                           cleaner: Optional[clean_stages.Cleaner] = None):
     """Adds the job to a pipeline; returns a PCollection of one {stats, manifest}.
 
     Args:
@@ -106,6 +109,8 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
         files: the input files, their sizes and formats, in a fixed order.
         staging: the directory shards and pieces are written to.
         config: all generation parameters.
+        cleaner: applies a cleaning decision (clean_stages.run_decision) as documents
+            are read; the eval split is then drawn from the kept documents.
 
     Example:
         >>> with beam.Pipeline() as p:  # doctest: +SKIP
@@ -116,7 +121,7 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
     read = root | "ReadCorpus" >> beam_stages.ReadCorpus(
         plan_work(files, config.input_split_mb, config.books_per_item), config.text_field,
         config.random_seed,
-        config.eval_fraction, config.bucket_size, config.open_buckets, staging)
+        config.eval_fraction, config.bucket_size, config.open_buckets, staging, cleaner)
     created = (
         read
         | "Buckets" >> beam_stages.Select(beam_stages.BUCKET)
@@ -126,7 +131,8 @@ def build_pretraining_data(root, *, files: List[Tuple[str, int, str]], staging: 
                 | "Pieces" >> beam_stages.Select(beam_stages.PIECE)
                 | "MergeShards" >> beam_stages.MergeShards(staging, plan, config.gzip))
     return (
-        (read | "ReadStats" >> beam.Filter(lambda e: e[0] == beam_stages.STATS),
+        (read | "ReadStats" >> beam.Filter(lambda e: e[0] in (beam_stages.STATS,
+                                                               beam_stages.SAMPLE)),
          created | "CreateStats" >> beam.Filter(lambda e: e[0] == beam_stages.STATS),
          manifest | "TagShards" >> beam.Map(lambda e: (beam_stages.SHARD, e)))
         | "FlattenSummary" >> beam.Flatten()
@@ -165,6 +171,9 @@ def run(config: PretrainingDataConfig, beam_args: Optional[List[str]] = None,
     if config.target_length_draw not in ("per_document", "per_instance"):
         raise UsageError("--target_length_draw must be per_document or per_instance, got "
                          f"{config.target_length_draw!r}")
+    problem = config.cleaning.check()
+    if problem:
+        raise UsageError(problem)
     if config.packing and config.next_sentence_prediction:
         raise UsageError("--packing puts several documents in one segment: it needs "
                          "--nonext_sentence_prediction")
@@ -202,10 +211,12 @@ def _settings_line(config: PretrainingDataConfig, options: PipelineOptions) -> s
             f"{', whole words' if c.do_whole_word_mask else ''}), dupe_factor {c.dupe_factor}, "
             f"short_seq_prob {c.short_seq_prob} drawn {c.target_length_draw.replace('_', ' ')}, "
             f"seed {c.random_seed}, {c.num_shards} shard(s)"
-            f"{f', eval_fraction {c.eval_fraction}' if c.eval_fraction else ''}; runner {runner}")
+            f"{f', eval_fraction {c.eval_fraction}' if c.eval_fraction else ''}"
+            f"{f'; cleaning: {c.cleaning.describe()}' if c.cleaning.enabled else ''}; "
+            f"runner {runner}")
 
 
-def _failure_line(error: BaseException) -> str:
+def failure_line(error: BaseException) -> str:
     """One line for a failed pipeline: the record a worker failed on, when it said so."""
     text = str(error)
     found = re.search(r"<<record: (.*?)>>", text, re.S)
@@ -255,17 +266,26 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
         console.say(f"log: {console.log_path} (--verbose prints it here instead)")
     start = time.time()
     progress = ProgressPrinter(console, staging, total_bytes)
+    decision, cleaner, cleaning_seconds = None, None, 0.0
     try:
         with console:
-            progress.start()
             root = beam.Pipeline(options=options)
             try:
                 signals.armed = True  # from here a stop signal interrupts the job
                 if signals.received:  # one came during the checks
                     raise Interrupted(signals.received)
+                if config.cleaning.enabled:
+                    decision, decision_path, cleaning_seconds = clean_stages.run_decision(
+                        options, items, files, config.cleaning, config.text_field,
+                        config.random_seed, config.eval_fraction, staging, console)
+                    console.say(clean_stages.cleaning_line(decision["stats"],
+                                                           cleaning_seconds))
+                    cleaner = clean_stages.Cleaner(config.cleaning, decision_path)
+                progress.start_time = time.time()
+                progress.start()
                 with root:
                     summary = build_pretraining_data(root, files=files, staging=staging,
-                                                     config=config)
+                                                     config=config, cleaner=cleaner)
                     _ = summary | "WriteSummary" >> beam.Map(
                         lambda s: objects.write_text(posixpath.join(staging, "_summary.json"),
                                               json.dumps(s)))
@@ -294,10 +314,16 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
                              f"there was removed{log}); free space or pass another "
                              "--output_dir") from None
         where = f"; log: {console.log_path}" if console.log_path else ""
-        raise UsageError(_failure_line(e) + where) from None
+        raise UsageError(failure_line(e) + where) from None
     elapsed = finished - start
     summary = objects.read_json(posixpath.join(staging, "_summary.json"))
     stats = summary["stats"]
+    generation = config.generation()
+    if decision is not None:
+        stats, generation = _with_cleaning(stats, generation, decision, cleaning_seconds,
+                                           config.cleaning)
+        clean_stages.write_samples(posixpath.join(staging, clean_stages.SAMPLES_FILE),
+                                   decision, summary["samples"], [p for p, _, _ in files])
     shards = {}
     for split, entry in summary["manifest"]:
         shards.setdefault(split, []).append(entry)
@@ -313,14 +339,14 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
             f"{json.dumps(skipped) if skipped else 'nothing'} (by file); {output_dir} was not "
             "written")
     # Make the dataset whole in staging (COMPLETED last), then swap it into place.
-    for name in ("_pieces", "_summary.json", PROGRESS_DIR):
+    for name in ("_pieces", "_summary.json", PROGRESS_DIR, "_cleaning"):
         objects.delete_tree(posixpath.join(staging, name))
     # read and written (Beam's copy cannot go from one file system to another: a local
     # vocabulary into a gs:// dataset)
     with FileSystems.create(posixpath.join(staging, VOCAB_FILE)) as f:
         f.write(objects.read_bytes(config.vocab_file))
     info = finalize_dataset(
-        staging, spec=spec, generation=config.generation(), stats=stats,
+        staging, spec=spec, generation=generation, stats=stats,
         shards={split: sorted(e, key=lambda x: x["file"]) for split, e in shards.items()},
         inputs=[f"{fmt}:{path}" for path, _, fmt in files],
         write_file=objects.write_text)
@@ -334,6 +360,19 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
         console.say(f"{signals.received} came as the job finished: the dataset was completed "
                     "first")
     return info
+
+
+def _with_cleaning(stats: dict, generation: Generation, decision: dict, seconds: float,
+                   cleaning: CleaningConfig) -> tuple:
+    """stats.json gets the cleaning counts (by reason, and by reason and file); info.json's
+    generation block gets what was done and the eval split's decontamination."""
+    stats = beam_stages.sum_stats([stats, decision["stats"]])
+    stats["cleaning_seconds"] = round(seconds, 1)
+    details = dict(generation.details)
+    details["cleaning"] = dict(details["cleaning"], done=cleaning.describe())
+    if decision["decontamination"]:
+        details["decontamination"] = decision["decontamination"]
+    return stats, dataclasses.replace(generation, details=details)
 
 
 def _summary_lines(stats, shards, output_dir, elapsed, log_path, staging) -> str:

@@ -1,0 +1,472 @@
+"""The cleaning job's Beam stages: what to drop is decided before anything is bucketed.
+
+    work items ─Fingerprint─▶ (group key, member) ─GroupByKey─▶ ─Resolve─▶ edges, lines
+        ─Decide (one key)─▶ decision.json
+    work items ─ReadRangeFn / WriteJsonlFn, with a Cleaner reading decision.json─▶ ...
+
+Pass 1 reads every document once and emits small records keyed by what two
+documents must share to be duplicates: the digest of its normalized words
+(exact), each LSH band of its MinHash signature (near; the record carries an
+8-bit sketch of the signature to verify candidates), the digest of each long
+line (repeated lines). Only these records cross the shuffle, never the text.
+Resolve turns a group into edges between duplicates (verified, for bands);
+Decide takes the connected components (union-find over the edges, which
+number about the duplicates, not the corpus) and keeps each component's
+smallest document key, i.e. its first document in corpus order: the same
+kept set on any runner and any number of workers. A repeated line is kept in
+the first document holding it.
+
+Pass 2 (the pretraining-data job's reader, or clean_corpus's writer) reads
+the corpus again and applies the decision as it reads; the eval split is
+drawn there from the kept documents, so no eval document has a duplicate
+(found by these rules) in train.
+
+Beam's DaskRunner has no side inputs, so the decision travels as a file in
+the job's staging directory that pass 2's workers read once per process.
+"""
+
+import collections
+import gzip
+import hashlib
+import json
+import posixpath
+import time
+import uuid
+from typing import Dict, List, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.beam_stages import (NAMESPACE, SAMPLE, STATS, SkipCounter, read_item, sum_stats,
+                                  unit_hash)
+from pipeline.readers import Document
+from pipeline.cleaning import (CleaningConfig, Fingerprinter, digest, document_text,
+                               estimated_jaccard, line_digests, quality_failure, sketch, words)
+from pipeline import objects
+from pipeline.console import ProgressFile, ProgressPrinter
+from pipeline.runners import close_dask_client
+
+GROUP, EDGE, LINE, WRITTEN = "group", "edge", "line", "written"
+DECISION_FILE = "decision.json"
+SAMPLES_FILE = "removed_samples.jsonl"
+EXACT, NEAR, BAND, LINE_KEY = b"x", b"n", b"b", b"l"
+
+
+def file_of(doc_key: str) -> int:
+    return int(doc_key.split("-", 1)[0])
+
+
+class FingerprintFn(beam.DoFn):
+    """A work item -> (GROUP, (group key, (doc key, sketch))) ..., then (STATS, counts).
+
+    Quality rules run first: a document that breaks one is counted and never
+    fingerprinted, so it cannot be the member a duplicate cluster keeps.
+    """
+
+    def __init__(self, config: CleaningConfig, text_field: str, progress_dir: str):
+        self.config, self.text_field = config, text_field
+        self.progress_dir, self.owner = progress_dir, uuid.uuid4().hex[:12]
+        self.cache = cache_dir(progress_dir)
+
+    def setup(self):
+        self.fingerprinter = Fingerprinter(self.config) if self.config.dedup == "near" else None
+        self.progress = ProgressFile.of(self.progress_dir, self.owner)
+
+    def finish_bundle(self):
+        self.progress.flush()
+
+    def process(self, item):
+        skip = SkipCounter()
+        with FileSystems.create(cache_file(self.cache, item),
+                                mime_type="application/octet-stream",
+                                compression_type="uncompressed") as cache:
+            yield from self._process(item, skip, cache)
+        yield STATS, skip.stats()
+
+    def _process(self, item, skip, cache):
+        c = self.config
+        stats = collections.Counter()
+        by_file = collections.defaultdict(collections.Counter)
+        for path, doc, key, _ in read_item(item, self.text_field, skip, self.progress):
+            stats["cleaning_documents_read"] += 1
+            if c.quality_filter:
+                rule = quality_failure(doc.units, c)
+                if rule:
+                    stats[f"removed_quality_{rule}"] += 1
+                    by_file[path][f"quality_{rule}"] += 1
+                    beam.metrics.Metrics.counter(NAMESPACE, f"removed_quality_{rule}").inc()
+                    continue
+            cache.write(json.dumps([key, doc.presplit, doc.units], ensure_ascii=False
+                                   ).encode("utf-8") + b"\n")
+            if c.dedup == "none":
+                continue
+            text_words = words("\n".join(doc.units))
+            if not text_words:  # nothing to compare (the instance stage skips it as empty)
+                continue
+            yield GROUP, (EXACT + digest(text_words), (key, b""))
+            if self.fingerprinter:
+                signature = self.fingerprinter.signature(text_words)
+                mini = sketch(signature)
+                for band, band_digest in self.fingerprinter.bands(signature):
+                    yield GROUP, (BAND + bytes([band % 256, band // 256]) + band_digest,
+                                  (key, mini))
+            if c.dedup_line_min_words:
+                for line in line_digests(doc.units, c.dedup_line_min_words):
+                    yield GROUP, (LINE_KEY + line, (key, b""))
+        if by_file:
+            stats["removed_by_file"] = {path: dict(n) for path, n in by_file.items()}
+        yield STATS, dict(stats)
+
+
+class ResolveFn(beam.DoFn):
+    """(group key, members) -> (EDGE, (doc, kept-side doc, reason)) ... or (LINE, ...).
+
+    Exact groups: every member is a copy of the first. Band groups: candidates,
+    each compared with the group's cluster leaders (first members of the clusters
+    found so far) by estimated Jaccard; a match joins the leader's cluster, a
+    member matching several leaders joins their clusters. The edges keep every
+    verified link's connectivity with len(members) - 1 edges at most.
+    """
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def process(self, element):
+        group, members = element
+        members = sorted(set(members))
+        if len(members) < 2:
+            return
+        kind = group[:1]
+        if kind == LINE_KEY:
+            yield LINE, (group[1:].hex(), members[0][0], len(members))
+        elif kind == EXACT:
+            first = members[0][0]
+            for key, _ in members[1:]:
+                yield EDGE, (key, first, "exact")
+        else:
+            leaders: List[tuple] = []
+            for key, mini in members:
+                matched = [leader for leader in leaders
+                           if estimated_jaccard(mini, leader[1]) >= self.threshold]
+                if not matched:
+                    leaders.append((key, mini))
+                    continue
+                yield EDGE, (key, matched[0][0], "near")
+                for other in matched[1:]:
+                    yield EDGE, (other[0], matched[0][0], "near")
+
+
+class Components:
+    """Union-find over document keys; a component's root is its smallest key."""
+
+    def __init__(self):
+        self.parent: Dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while x != root:  # path compression
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            self.parent[rb] = ra
+            self.parent.setdefault(ra, ra)
+
+
+def decide(elements, config: CleaningConfig, paths: Sequence[str], seed: int,
+           eval_fraction: float) -> dict:
+    """Every EDGE, LINE and STATS element -> the decision (see the module docstring)."""
+    components = Components()
+    exact = set()
+    lines = {}
+    stats_parts = []
+    for kind, value in elements:
+        if kind == EDGE:
+            a, b, reason = value
+            components.union(a, b)
+            if reason == "exact":
+                exact.add(a)
+        elif kind == LINE:
+            line, keeper, count = value
+            lines[line] = keeper
+        elif kind == STATS:
+            stats_parts.append(value)
+    stats = collections.Counter()
+    by_file = collections.defaultdict(collections.Counter)
+    removed: Dict[str, list] = {}
+    clusters = collections.defaultdict(list)
+    for key in list(components.parent):
+        root = components.find(key)
+        if root == key:
+            continue
+        reason = "exact_duplicate" if key in exact else "near_duplicate"
+        removed[key] = [reason, root]
+        clusters[root].append(key)
+        stats[f"removed_{reason}"] += 1
+        by_file[paths[file_of(key)]][reason] += 1
+    decontamination = {}
+    if eval_fraction:
+        def split(key):
+            return "eval" if unit_hash(seed, "split", key) < eval_fraction else "train"
+        moved = sum(1 for key, (_, root) in removed.items()
+                    if split(key) == "eval" and split(root) == "train")
+        dropped = sum(1 for key, (_, root) in removed.items()
+                      if split(key) == "train" and split(root) == "eval")
+        both = sum(1 for key, (_, root) in removed.items()
+                   if split(key) == "eval" and split(root) == "eval")
+        decontamination = {
+            "eval_documents_with_a_duplicate_in_train": 0,
+            "why_zero": "the split is drawn after dedup, from the kept documents: of each "
+                        "cluster of duplicates one document is kept, in train or in eval",
+            "eval_copies_removed_kept_in_train": moved,
+            "train_copies_removed_kept_in_eval": dropped,
+            "eval_copies_removed_kept_in_eval": both,
+        }
+    # A sample of clusters for people to look at: chosen by a hash of the kept key, so
+    # the same on every run, and spread over the corpus.
+    chosen = sorted(clusters, key=lambda root: hashlib.blake2b(
+        root.encode(), digest_size=8).digest())[:config.removed_samples]
+    samples = [{"kept": root, "removed": [[key, removed[key][0]]
+                                          for key in sorted(clusters[root])[:5]],
+                "cluster_size": 1 + len(clusters[root])} for root in sorted(chosen)]
+    line_stats = {"lines_in_several_documents": len(lines)}
+    merged = sum_stats(stats_parts + [dict(stats), line_stats,
+                                      {"removed_by_file": {p: dict(c)
+                                                           for p, c in by_file.items()}}
+                                      if by_file else {}])
+    return {"documents": removed, "lines": lines, "samples": samples, "stats": merged,
+            "decontamination": decontamination}
+
+
+class Fingerprint(beam.PTransform):
+    """Pass 1: work items -> one decision dict."""
+
+    def __init__(self, items, config: CleaningConfig, text_field: str, progress_dir: str,
+                 paths: Sequence[str], seed: int, eval_fraction: float):
+        super().__init__()
+        self.items, self.config, self.text_field = items, config, text_field
+        self.progress_dir, self.paths = progress_dir, list(paths)
+        self.seed, self.eval_fraction = seed, eval_fraction
+
+    def expand(self, root):
+        read = (root
+                | "ListWorkItems" >> beam.Create(self.items)
+                | "SpreadWorkItems" >> beam.Reshuffle()
+                | "Fingerprint" >> beam.ParDo(FingerprintFn(self.config, self.text_field,
+                                                            self.progress_dir)))
+        resolved = (read
+                    | "Groups" >> beam.FlatMap(lambda e: [e[1]] if e[0] == GROUP else [])
+                    | "GroupCandidates" >> beam.GroupByKey()
+                    | "Resolve" >> beam.ParDo(ResolveFn(self.config.dedup_threshold)))
+        config, paths, seed, fraction = self.config, self.paths, self.seed, self.eval_fraction
+        return (
+            (read | "FingerprintStats" >> beam.Filter(lambda e: e[0] == STATS), resolved)
+            | "FlattenDecisions" >> beam.Flatten()
+            | "KeyAll" >> beam.Map(lambda e: (None, e))
+            | "GroupAll" >> beam.GroupByKey()
+            | "Decide" >> beam.Map(lambda g: decide(g[1], config, paths, seed, fraction))
+        )
+
+
+def run_decision(options, items, files, config: CleaningConfig, text_field: str, seed: int,
+                 eval_fraction: float, staging: str, console) -> tuple:
+    """Pass 1 as a pipeline of its own; returns (decision, its path, seconds).
+
+    The decision is written to <staging>/_cleaning/decision.json, where pass 2's
+    workers read it (the caller deletes _cleaning with the rest of the staging files).
+    """
+    work = posixpath.join(staging, "_cleaning")
+    FileSystems.mkdirs(cache_dir(work))
+    path = posixpath.join(work, DECISION_FILE)
+    progress = ProgressPrinter(console, work, sum(size for _, size, _ in files),
+                               label="cleaning", instances=False)
+    start = time.time()
+    progress.start()
+    root = beam.Pipeline(options=options)
+    try:
+        with root:
+            _ = (root
+                 | "Clean" >> Fingerprint(items, config, text_field, work,
+                                          [p for p, _, _ in files], seed, eval_fraction)
+                 | "WriteDecision" >> beam.Map(
+                     lambda d: objects.write_text(path, json.dumps(d, sort_keys=True))))
+    finally:
+        progress.stop()
+        seconds = time.time() - start
+        close_dask_client(getattr(root, "result", None))
+    return objects.read_json(path), path, seconds
+
+
+def cleaning_line(stats: dict, seconds: float) -> str:
+    """The console's one line on what cleaning removed."""
+    quality = sum(v for k, v in stats.items() if k.startswith("removed_quality_"))
+    return (f"cleaning: {stats.get('cleaning_documents_read', 0):,} documents read; removed "
+            f"{stats.get('removed_exact_duplicate', 0):,} exact and "
+            f"{stats.get('removed_near_duplicate', 0):,} near duplicates, "
+            f"{quality:,} by quality rules; {stats.get('lines_in_several_documents', 0):,} lines found in "
+            f"several documents (kept in the first only); {seconds:.1f} s")
+
+
+def cache_dir(work: str) -> str:
+    return posixpath.join(work, "documents")
+
+
+def cache_file(cache: str, item) -> str:
+    file_index, _, start, _, _ = item[0]
+    return posixpath.join(cache, f"{file_index:06d}-{start:012d}.jsonl")
+
+
+def read_cached(item, cache: str, progress=None):
+    """A work item's documents as pass 1 read them (parsed, quality-filtered), from its
+    cache file: (path, Document, doc key, range start) ..., as beam_stages.read_item.
+    Pass 2 does not parse the raw input again (Wikipedia's markup is most of a read)."""
+    paths = {file_index: path for file_index, path, _, _, _ in item}
+    raw_bytes = sum((end if end is not None else FileSystems.match([path])[0].metadata_list[0]
+                     .size_in_bytes) - start for _, path, start, end, _ in item)
+    with FileSystems.open(cache_file(cache, item), compression_type="uncompressed") as f:
+        data = f.read()
+    if progress:  # the raw bytes the cache stands for, in proportion
+        per_byte = (raw_bytes or len(data)) / max(len(data), 1)
+    for line in data.splitlines():
+        key, presplit, units = json.loads(line)
+        file_index, rest = key.split("-", 1)
+        start = int(rest.split(":", 1)[0])
+        doc = Document(int(rest.rsplit(":", 1)[1]), units, presplit)
+        if progress:
+            progress.add(bytes=int(len(line) * per_byte), documents=1)
+        yield paths[int(file_index)], doc, key, start
+
+
+_DECISIONS: Dict[str, dict] = {}
+
+
+def load_decision(path: str) -> dict:
+    """The decision file, read once per process (Dask calls setup once per partition)."""
+    if path not in _DECISIONS:
+        with FileSystems.open(path) as f:
+            decision = json.loads(f.read().decode("utf-8"))
+        decision["sample_keys"] = {s["kept"] for s in decision["samples"]} | {
+            key for s in decision["samples"] for key, _ in s["removed"]}
+        _DECISIONS[path] = decision
+    return _DECISIONS[path]
+
+
+class Cleaner:
+    """Pass 2: applies the decision to each document as it is read.
+
+    `apply` returns the units to keep (repeated lines taken out) or None; it counts
+    what it takes out in `stats` (documents removed are counted in pass 1).
+    """
+
+    def __init__(self, config: CleaningConfig, decision_path: str):
+        self.config, self.decision_path = config, decision_path
+        self.cache = cache_dir(posixpath.dirname(decision_path))
+        self._samples: List[tuple] = []
+
+    def documents(self, item, progress=None):
+        """The work item's documents, read from pass 1's cache."""
+        return read_cached(item, self.cache, progress)
+
+    def setup(self):
+        self.decision = load_decision(self.decision_path)
+
+    def apply(self, doc_key: str, path: str, doc, stats) -> Optional[List[str]]:
+        c, d = self.config, self.decision
+        if doc_key in d["sample_keys"]:
+            self._samples.append((SAMPLE, (doc_key, path, doc.ordinal,
+                                           document_text(doc.units, doc.presplit))))
+        if doc_key in d["documents"]:
+            return None
+        units = doc.units
+        if d["lines"] and c.dedup_line_min_words:
+            kept = []
+            for unit in units:
+                unit_words = words(unit)
+                if len(unit_words) >= c.dedup_line_min_words:
+                    keeper = d["lines"].get(digest(unit_words, 8).hex())
+                    if keeper is not None and keeper != doc_key:
+                        stats["removed_repeated_lines"] += 1
+                        by_file = stats.setdefault("removed_by_file", {})
+                        counts = by_file.setdefault(path, {})
+                        counts["repeated_line"] = counts.get("repeated_line", 0) + 1
+                        continue
+                kept.append(unit)
+            if not kept:
+                stats["removed_all_lines_repeated"] += 1
+                counts = stats.setdefault("removed_by_file", {}).setdefault(path, {})
+                counts["all_lines_repeated"] = counts.get("all_lines_repeated", 0) + 1
+                return None
+            units = kept
+        return units
+
+    def samples(self) -> List[tuple]:
+        out, self._samples = self._samples, []
+        return out
+
+
+class WriteJsonlFn(beam.DoFn):
+    """(index, work item) -> its kept documents as one JSONL shard; yields (WRITTEN,
+    (file name, documents)), (SAMPLE, ...) and (STATS, counts)."""
+
+    def __init__(self, cleaner: Cleaner, text_field: str, staging: str, num_items: int,
+                 compress: bool):
+        self.cleaner, self.text_field, self.staging = cleaner, text_field, staging
+        self.num_items, self.compress = num_items, compress
+        self.owner = uuid.uuid4().hex[:12]
+
+    def setup(self):
+        self.cleaner.setup()
+        self.progress = ProgressFile.of(self.staging, self.owner)
+
+    def finish_bundle(self):
+        self.progress.flush()
+
+    def process(self, element):
+        index, item = element
+        name = f"part-{index:05d}-of-{self.num_items:05d}.jsonl" + (".gz" if self.compress
+                                                                       else "")
+        stats, written = collections.Counter(), 0
+        with FileSystems.create(posixpath.join(self.staging, name),
+                                mime_type="application/octet-stream",
+                                compression_type="uncompressed") as raw:
+            out = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if self.compress else raw
+            for path, doc, key, _ in self.cleaner.documents(item, self.progress):
+                units = self.cleaner.apply(key, path, doc, stats)
+                if units is None:
+                    continue
+                out.write(json.dumps({"text": document_text(units, doc.presplit)},
+                                     ensure_ascii=False).encode("utf-8") + b"\n")
+                written += 1
+            if self.compress:
+                out.close()
+        stats["documents"] += written
+        yield from self.cleaner.samples()
+        yield WRITTEN, (name, written)
+        yield STATS, dict(stats, work_items=1)
+
+
+def write_samples(path: str, decision: dict, texts: Dict[str, list], paths: Sequence[str]
+                  ) -> int:
+    """removed_samples.jsonl: per sampled cluster, the kept document and the removed ones
+    (up to 5), each with its file, ordinal and text. Returns the clusters written."""
+    def member(key, reason=None):
+        text = texts.get(key, (None, None, None))[2]
+        out = {"file": paths[file_of(key)], "key": key, "text": text}
+        if reason:
+            out["reason"] = reason
+        return out
+
+    lines = []
+    for sample in decision["samples"]:
+        lines.append(json.dumps({
+            "cluster_size": sample["cluster_size"], "kept": member(sample["kept"]),
+            "removed": [member(key, reason) for key, reason in sample["removed"]]},
+            ensure_ascii=False))
+    objects.write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
