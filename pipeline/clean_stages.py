@@ -1,15 +1,21 @@
 """The cleaning job's Beam stages: what to drop is decided before anything is bucketed.
 
-    work items ─Fingerprint─▶ (group key, member) ─GroupByKey─▶ ─Resolve─▶ edges, lines
-        ─Decide (one key)─▶ decision.json
-    work items ─ReadRangeFn / WriteJsonlFn, with a Cleaner reading decision.json─▶ ...
+    pass 1: work items ─Fingerprint─▶ document cache + group records in partition files
+            ─(after every item)─▶ partitions ─Resolve─▶ edges, lines ─Decide─▶ decision.json
+    pass 2: work items ─ReadRangeFn / WriteJsonlFn, a Cleaner applying decision.json─▶ ...
 
-Pass 1 reads every document once and emits small records keyed by what two
+Pass 1 reads every document once. It writes the parsed documents that pass the
+quality rules to a cache (one file per work item; pass 2 reads that instead of
+parsing the raw input again), and small group records keyed by what two
 documents must share to be duplicates: the digest of its normalized words
 (exact), each LSH band of its MinHash signature (near; the record carries an
 8-bit sketch of the signature to verify candidates), the digest of each long
-line (repeated lines). Only these records cross the shuffle, never the text.
-Resolve turns a group into edges between duplicates (verified, for bands);
+line (repeated lines). The records are spread over partition files by key,
+the way MergeShards' pieces are (pipeline/beam_stages.py): the runner's
+shuffle carries only file names, and the worker resolving a partition holds
+about 1/partitions of the records, so memory does not grow with the corpus on
+any runner (the DirectRunner keeps a GroupByKey's input in memory).
+Resolve turns each group into edges between duplicates (verified, for bands);
 Decide takes the connected components (union-find over the edges, which
 number about the duplicates, not the corpus) and keeps each component's
 smallest document key, i.e. its first document in corpus order: the same
@@ -17,9 +23,9 @@ kept set on any runner and any number of workers. A repeated line is kept in
 the first document holding it.
 
 Pass 2 (the pretraining-data job's reader, or clean_corpus's writer) reads
-the corpus again and applies the decision as it reads; the eval split is
-drawn there from the kept documents, so no eval document has a duplicate
-(found by these rules) in train.
+the cache and applies the decision; the eval split is drawn there from the
+kept documents, so no eval document has a duplicate (found by these rules)
+in train.
 
 Beam's DaskRunner has no side inputs, so the decision travels as a file in
 the job's staging directory that pass 2's workers read once per process.
@@ -29,6 +35,7 @@ import collections
 import gzip
 import hashlib
 import json
+import pickle
 import posixpath
 import time
 import uuid
@@ -46,7 +53,7 @@ from pipeline import objects
 from pipeline.console import ProgressFile, ProgressPrinter
 from pipeline.runners import close_dask_client
 
-GROUP, EDGE, LINE, WRITTEN = "group", "edge", "line", "written"
+EDGE, LINE, WRITTEN = "edge", "line", "written"
 DECISION_FILE = "decision.json"
 SAMPLES_FILE = "removed_samples.jsonl"
 EXACT, NEAR, BAND, LINE_KEY = b"x", b"n", b"b", b"l"
@@ -57,36 +64,54 @@ def file_of(doc_key: str) -> int:
 
 
 class FingerprintFn(beam.DoFn):
-    """A work item -> (GROUP, (group key, (doc key, sketch))) ..., then (STATS, counts).
+    """A work item -> its cache file, its group records in partition files, (STATS, counts).
 
     Quality rules run first: a document that breaks one is counted and never
-    fingerprinted, so it cannot be the member a duplicate cluster keeps.
+    fingerprinted, so it cannot be the member a duplicate cluster keeps. Group
+    records ((group key, doc key, sketch)) go to `partitions` files by their key,
+    written every `flush_records` records, so that memory holds a bounded part of
+    even a single huge input file.
     """
 
-    def __init__(self, config: CleaningConfig, text_field: str, progress_dir: str):
+    def __init__(self, config: CleaningConfig, text_field: str, work: str, partitions: int,
+                 flush_records: int = 200_000):
         self.config, self.text_field = config, text_field
-        self.progress_dir, self.owner = progress_dir, uuid.uuid4().hex[:12]
-        self.cache = cache_dir(progress_dir)
+        self.work, self.owner = work, uuid.uuid4().hex[:12]
+        self.partitions, self.flush_records = partitions, flush_records
 
     def setup(self):
         self.fingerprinter = Fingerprinter(self.config) if self.config.dedup == "near" else None
-        self.progress = ProgressFile.of(self.progress_dir, self.owner)
+        self.progress = ProgressFile.of(self.work, self.owner)
 
     def finish_bundle(self):
         self.progress.flush()
 
     def process(self, item):
         skip = SkipCounter()
-        with FileSystems.create(cache_file(self.cache, item),
+        with FileSystems.create(cache_file(cache_dir(self.work), item),
                                 mime_type="application/octet-stream",
                                 compression_type="uncompressed") as cache:
-            yield from self._process(item, skip, cache)
+            stats = self._process(item, skip, cache)
+        yield STATS, stats
         yield STATS, skip.stats()
 
-    def _process(self, item, skip, cache):
+    def _flush(self, item, buffers, chunk):
+        for partition, records in enumerate(buffers):
+            if records:
+                write_records(partition_file(self.work, partition, item, chunk), records)
+                records.clear()
+
+    def _process(self, item, skip, cache) -> dict:
         c = self.config
         stats = collections.Counter()
         by_file = collections.defaultdict(collections.Counter)
+        buffers: List[list] = [[] for _ in range(self.partitions)]
+        pending, chunk = 0, 0
+
+        def add(group: bytes, key: str, mini: bytes = b""):
+            buffers[int.from_bytes(group[-4:], "little") % self.partitions].append(
+                (group, key, mini))
+
         for path, doc, key, _ in read_item(item, self.text_field, skip, self.progress):
             stats["cleaning_documents_read"] += 1
             if c.quality_filter:
@@ -103,23 +128,42 @@ class FingerprintFn(beam.DoFn):
             text_words = words("\n".join(doc.units))
             if not text_words:  # nothing to compare (the instance stage skips it as empty)
                 continue
-            yield GROUP, (EXACT + digest(text_words), (key, b""))
+            add(EXACT + digest(text_words), key)
+            pending += 1
             if self.fingerprinter:
                 signature = self.fingerprinter.signature(text_words)
                 mini = sketch(signature)
                 for band, band_digest in self.fingerprinter.bands(signature):
-                    yield GROUP, (BAND + bytes([band % 256, band // 256]) + band_digest,
-                                  (key, mini))
+                    add(BAND + band.to_bytes(2, "little") + band_digest, key, mini)
+                pending += c.dedup_bands
             if c.dedup_line_min_words:
                 for line in line_digests(doc.units, c.dedup_line_min_words):
-                    yield GROUP, (LINE_KEY + line, (key, b""))
+                    add(LINE_KEY + line, key)
+                    pending += 1
+            if pending >= self.flush_records:
+                self._flush(item, buffers, chunk)
+                pending, chunk = 0, chunk + 1
+        self._flush(item, buffers, chunk)
         if by_file:
             stats["removed_by_file"] = {path: dict(n) for path, n in by_file.items()}
-        yield STATS, dict(stats)
+        return dict(stats)
 
 
-class ResolveFn(beam.DoFn):
-    """(group key, members) -> (EDGE, (doc, kept-side doc, reason)) ... or (LINE, ...).
+def partition_file(work: str, partition: int, item, chunk: int) -> str:
+    file_index, _, start, _, _ = item[0]
+    return posixpath.join(work, "groups", f"p{partition:05d}",
+                          f"{file_index:06d}-{start:012d}-{chunk:05d}.pkl")
+
+
+def write_records(path: str, records: list) -> None:
+    with FileSystems.create(path, mime_type="application/octet-stream",
+                            compression_type="uncompressed") as f:
+        f.write(pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def resolve(group: bytes, members: list, threshold: float):
+    """(group key, [(doc key, sketch)...]) -> (EDGE, (doc, kept-side doc, reason)) ... or
+    (LINE, (line digest, first doc, documents)).
 
     Exact groups: every member is a copy of the first. Band groups: candidates,
     each compared with the group's cluster leaders (first members of the clusters
@@ -127,33 +171,56 @@ class ResolveFn(beam.DoFn):
     member matching several leaders joins their clusters. The edges keep every
     verified link's connectivity with len(members) - 1 edges at most.
     """
+    members = sorted(set(members))
+    if len(members) < 2:
+        return
+    kind = group[:1]
+    if kind == LINE_KEY:
+        yield LINE, (group[1:].hex(), members[0][0], len(members))
+    elif kind == EXACT:
+        first = members[0][0]
+        for key, _ in members[1:]:
+            yield EDGE, (key, first, "exact")
+    else:
+        leaders: List[tuple] = []
+        for key, mini in members:
+            matched = [leader for leader in leaders
+                       if estimated_jaccard(mini, leader[1]) >= threshold]
+            if not matched:
+                leaders.append((key, mini))
+                continue
+            yield EDGE, (key, matched[0][0], "near")
+            for other in matched[1:]:
+                yield EDGE, (other[0], matched[0][0], "near")
 
-    def __init__(self, threshold: float):
-        self.threshold = threshold
 
-    def process(self, element):
-        group, members = element
-        members = sorted(set(members))
-        if len(members) < 2:
-            return
-        kind = group[:1]
-        if kind == LINE_KEY:
-            yield LINE, (group[1:].hex(), members[0][0], len(members))
-        elif kind == EXACT:
-            first = members[0][0]
-            for key, _ in members[1:]:
-                yield EDGE, (key, first, "exact")
-        else:
-            leaders: List[tuple] = []
-            for key, mini in members:
-                matched = [leader for leader in leaders
-                           if estimated_jaccard(mini, leader[1]) >= self.threshold]
-                if not matched:
-                    leaders.append((key, mini))
-                    continue
-                yield EDGE, (key, matched[0][0], "near")
-                for other in matched[1:]:
-                    yield EDGE, (other[0], matched[0][0], "near")
+class ResolvePartitionFn(beam.DoFn):
+    """A partition number -> the EDGE and LINE elements of its groups.
+
+    Reads the partition's files (what every work item wrote for it), groups the
+    records by key in memory (about 1/partitions of the corpus's records) and
+    resolves each group of two or more.
+    """
+
+    def __init__(self, work: str, threshold: float):
+        self.work, self.threshold = work, threshold
+
+    def process(self, partition):
+        pattern = posixpath.join(self.work, "groups", f"p{partition:05d}", "*.pkl")
+        paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        groups = collections.defaultdict(list)
+        for path in paths:
+            with FileSystems.open(path, compression_type="uncompressed") as f:
+                for group, key, mini in pickle.loads(f.read()):
+                    groups[group].append((key, mini))
+        for group, members in groups.items():
+            if len(members) > 1:
+                yield from resolve(group, members, self.threshold)
+
+
+def _partitions_after_all(grouped, partitions: int):
+    """After the barrier (every work item's STATS grouped): the partition numbers."""
+    return list(range(partitions))
 
 
 class Components:
@@ -247,31 +314,41 @@ def decide(elements, config: CleaningConfig, paths: Sequence[str], seed: int,
 class Fingerprint(beam.PTransform):
     """Pass 1: work items -> one decision dict."""
 
-    def __init__(self, items, config: CleaningConfig, text_field: str, progress_dir: str,
-                 paths: Sequence[str], seed: int, eval_fraction: float):
+    def __init__(self, items, config: CleaningConfig, text_field: str, work: str,
+                 paths: Sequence[str], seed: int, eval_fraction: float, partitions: int):
         super().__init__()
         self.items, self.config, self.text_field = items, config, text_field
-        self.progress_dir, self.paths = progress_dir, list(paths)
+        self.work, self.paths, self.partitions = work, list(paths), partitions
         self.seed, self.eval_fraction = seed, eval_fraction
 
     def expand(self, root):
-        read = (root
-                | "ListWorkItems" >> beam.Create(self.items)
-                | "SpreadWorkItems" >> beam.Reshuffle()
-                | "Fingerprint" >> beam.ParDo(FingerprintFn(self.config, self.text_field,
-                                                            self.progress_dir)))
-        resolved = (read
-                    | "Groups" >> beam.FlatMap(lambda e: [e[1]] if e[0] == GROUP else [])
-                    | "GroupCandidates" >> beam.GroupByKey()
-                    | "Resolve" >> beam.ParDo(ResolveFn(self.config.dedup_threshold)))
+        stats = (root
+                 | "ListWorkItems" >> beam.Create(self.items)
+                 | "SpreadWorkItems" >> beam.Reshuffle()
+                 | "Fingerprint" >> beam.ParDo(FingerprintFn(self.config, self.text_field,
+                                                             self.work, self.partitions)))
+        partitions = self.partitions
+        resolved = (stats
+                    | "KeyStats" >> beam.Map(lambda e: (None, 1))
+                    | "AfterEveryItem" >> beam.GroupByKey()
+                    | "Partitions" >> beam.FlatMap(_partitions_after_all, partitions)
+                    | "SpreadPartitions" >> beam.Reshuffle()
+                    | "Resolve" >> beam.ParDo(ResolvePartitionFn(self.work,
+                                                                 self.config.dedup_threshold)))
         config, paths, seed, fraction = self.config, self.paths, self.seed, self.eval_fraction
         return (
-            (read | "FingerprintStats" >> beam.Filter(lambda e: e[0] == STATS), resolved)
+            (stats, resolved)
             | "FlattenDecisions" >> beam.Flatten()
             | "KeyAll" >> beam.Map(lambda e: (None, e))
             | "GroupAll" >> beam.GroupByKey()
             | "Decide" >> beam.Map(lambda g: decide(g[1], config, paths, seed, fraction))
         )
+
+
+def partitions_for(total_bytes: int) -> int:
+    """Group partitions: one per 4 MB of input (at least 4, at most 4,096), so that the
+    worker resolving one holds the records of about 4 MB of text (~40 MB measured)."""
+    return max(4, min(4096, -(-total_bytes // (4 << 20))))
 
 
 def run_decision(options, items, files, config: CleaningConfig, text_field: str, seed: int,
@@ -283,6 +360,7 @@ def run_decision(options, items, files, config: CleaningConfig, text_field: str,
     """
     work = posixpath.join(staging, "_cleaning")
     FileSystems.mkdirs(cache_dir(work))
+    total_bytes = sum(size for _, size, _ in files)
     path = posixpath.join(work, DECISION_FILE)
     progress = ProgressPrinter(console, work, sum(size for _, size, _ in files),
                                label="cleaning", instances=False)
@@ -293,7 +371,8 @@ def run_decision(options, items, files, config: CleaningConfig, text_field: str,
         with root:
             _ = (root
                  | "Clean" >> Fingerprint(items, config, text_field, work,
-                                          [p for p, _, _ in files], seed, eval_fraction)
+                                          [p for p, _, _ in files], seed, eval_fraction,
+                                          partitions_for(total_bytes))
                  | "WriteDecision" >> beam.Map(
                      lambda d: objects.write_text(path, json.dumps(d, sort_keys=True))))
     finally:
@@ -391,14 +470,16 @@ class Cleaner:
                 if len(unit_words) >= c.dedup_line_min_words:
                     keeper = d["lines"].get(digest(unit_words, 8).hex())
                     if keeper is not None and keeper != doc_key:
-                        stats["removed_repeated_lines"] += 1
+                        stats["removed_repeated_lines"] = stats.get("removed_repeated_lines",
+                                                                    0) + 1
                         by_file = stats.setdefault("removed_by_file", {})
                         counts = by_file.setdefault(path, {})
                         counts["repeated_line"] = counts.get("repeated_line", 0) + 1
                         continue
                 kept.append(unit)
             if not kept:
-                stats["removed_all_lines_repeated"] += 1
+                stats["removed_all_lines_repeated"] = stats.get(
+                    "removed_all_lines_repeated", 0) + 1
                 counts = stats.setdefault("removed_by_file", {}).setdefault(path, {})
                 counts["all_lines_repeated"] = counts.get("all_lines_repeated", 0) + 1
                 return None

@@ -31,10 +31,12 @@ stage "2. A WordPiece vocabulary learned on the corpus (8,192 pieces, sized for 
 run "$PY" -m pipeline.build_vocab --flagfile=configs/recipes/budget_tiny.vocab.flags \
     --input_file "$CORPUS" --output_file "$RUN/vocab.txt"
 
-stage "3. Pretraining data: Wikipedia dump excerpt + lead sections + plays, 5% held out"
+# Deduplicated (exact, near and repeated lines) and quality-filtered before anything is
+# bucketed; the 5% held out is drawn from the kept documents (docs/pipeline.md, "Cleaning").
+stage "3. Pretraining data: Wikipedia dump excerpt + lead sections + plays, deduplicated, 5% held out"
 run "$PY" -m pipeline.create_pretraining_data --flagfile=configs/recipes/budget_tiny.data.flags \
     --input_file "$CORPUS" --vocab_file "$RUN/vocab.txt" --output_dir "$RUN/dataset" \
-    --num_shards 8 --eval_fraction 0.05 --overwrite
+    --num_shards 8 --eval_fraction 0.05 --dedup near --quality_filter --overwrite
 
 stage "4. What the dataset holds"
 run "$PY" -m tfrecords.inspect "$RUN/dataset" --num_examples 2

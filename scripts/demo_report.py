@@ -97,6 +97,7 @@ def plot_finetuning(metrics, out):
 
 def main(run):
     stats = _json(os.path.join(run, "dataset", "stats.json"), {})
+    generation = _json(os.path.join(run, "dataset", "info.json"), {}).get("generation", {})
     log = _jsonl(os.path.join(run, "bert_tiny", "train_log.jsonl"))
     eval_log = _jsonl(os.path.join(run, "bert_tiny", "eval_log.jsonl"))
     evals = _json(os.path.join(run, "bert_tiny", "eval_results.json"), {})
@@ -123,6 +124,21 @@ def main(run):
                   f"sentences, {stats.get('tokens', 0):,} tokens -> "
                   f"{stats.get('train_instances', 0):,} training and "
                   f"{stats.get('eval_instances', 0):,} held-out instances of 128 tokens.", ""]
+        if "cleaning" in generation:
+            quality = sum(v for k, v in stats.items() if k.startswith("removed_quality_"))
+            lines += [f"Cleaning ({generation['cleaning'].get('done', 'none')}), before "
+                      f"anything was bucketed: of {stats.get('cleaning_documents_read', 0):,} "
+                      f"documents read, {stats.get('removed_exact_duplicate', 0):,} exact and "
+                      f"{stats.get('removed_near_duplicate', 0):,} near duplicates and "
+                      f"{quality:,} by the quality rules were removed, and "
+                      f"{stats.get('removed_repeated_lines', 0):,} lines repeated from other "
+                      f"documents ({stats.get('cleaning_seconds', 0):.1f} s).", ""]
+        contamination = generation.get("decontamination")
+        if contamination:
+            lines += [f"The held-out split is decontaminated: it was drawn after dedup, so "
+                      f"{contamination['eval_documents_with_a_duplicate_in_train']} held-out "
+                      "documents have a duplicate in training (per cluster of duplicates one "
+                      "document is kept, in one split).", ""]
     lines += ["## Recipe", "", RECIPE + ".", ""]
     if log:
         plot_pretraining(log, os.path.join(run, "pretrain_curves.png"))

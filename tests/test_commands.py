@@ -10,6 +10,7 @@ from tests.conftest import ROOT
 COMMANDS = {
     "tfrecords.inspect": "inspect", "pipeline.sample_data": "sample_data",
     "pipeline.create_pretraining_data": "create_pretraining_data",
+    "pipeline.clean_corpus": "clean_corpus",
     "pipeline.build_vocab": "build_vocab", "model.pretrain": "pretrain",
     "model.import_checkpoint": "import_checkpoint", "model.export": "export",
     "model.predict": "predict", "model.finetune": "finetune",
@@ -18,7 +19,8 @@ COMMANDS = {
 
 # Its unknown flags are checked against Beam's options after absl's (required) ones.
 REQUIRED = {"pipeline.create_pretraining_data": ["--input_file=x", "--vocab_file=v",
-                                                 "--output_dir=o"]}
+                                                 "--output_dir=o"],
+            "pipeline.clean_corpus": ["--input_file=x", "--output_dir=o"]}
 
 
 def run_all(extra):

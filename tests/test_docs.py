@@ -15,10 +15,11 @@ DOCS = [ROOT / "README.md", ROOT / "WORKSPACE.md", *sorted((ROOT / "docs").glob(
 SCRIPTS = {"bert-inspect": "tfrecords.inspect", "bert-sample-data": "pipeline.sample_data",
            "bert-build-vocab": "pipeline.build_vocab",
            "bert-create-pretraining-data": "pipeline.create_pretraining_data",
+           "bert-clean-corpus": "pipeline.clean_corpus",
            "bert-pretrain": "model.pretrain", "bert-import-checkpoint": "model.import_checkpoint",
            "bert-export": "model.export", "bert-predict": "model.predict",
            "bert-finetune": "model.finetune"}
-BEAM_JOBS = {"pipeline.create_pretraining_data"}  # unknown flags go to Beam's options
+BEAM_JOBS = {"pipeline.create_pretraining_data", "pipeline.clean_corpus"}  # unknown flags go to Beam's options
 COMMAND = re.compile(r"(?:python3? -m ([\w.]+)|\b(bert-[a-z-]+)\b)")
 
 

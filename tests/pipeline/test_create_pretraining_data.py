@@ -525,7 +525,8 @@ def test_a_directory_that_is_not_a_dataset_is_never_replaced(tmp_path):
 @pytest.mark.multiprocess
 def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
     """`dask scheduler` + two `dask worker` processes, as a cluster's users start them;
-    the job is the command line with `--runner DaskRunner --dask_client_address`."""
+    the job is the command line with `--runner DaskRunner --dask_client_address`, with
+    near-dedup and the quality rules on (the same kept set, so the same bytes)."""
     import socket
     import subprocess
     import sys
@@ -549,12 +550,19 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
         from distributed import Client
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
+        # Copies of a fixture document: exact, in capitals and edited (dedup is on, and the
+        # kept set must be the cluster's on any runner).
+        doc = json.loads((CORPUS / "docs.jsonl").read_text().splitlines()[0])["text"]
+        copies = tmp_path / "copies.jsonl"
+        copies.write_text("".join(json.dumps({"text": t}) + "\n" for t in
+                                  (doc, doc.upper(), doc.replace(".", " indeed.", 1), doc)))
         inputs = [f"wikipedia:{CORPUS / 'wiki.xml'}", f"books:{CORPUS / 'books' / '*.txt'}",
-                  f"jsonl:{CORPUS / 'docs.jsonl'}", str(CORPUS / "sentences.txt")]
+                  f"jsonl:{CORPUS / 'docs.jsonl'}", str(CORPUS / "sentences.txt"),
+                  f"jsonl:{copies}"]
         flags = ["--input_file", ",".join(inputs), "--vocab_file", VOCAB,
                  "--max_seq_length", "64", "--max_predictions_per_seq", "10",
                  "--dupe_factor", "3", "--num_shards", "3", "--bucket_size", "2",
-                 "--eval_fraction", "0.3"]
+                 "--eval_fraction", "0.3", "--dedup", "near", "--quality_filter"]
         run_module("pipeline.create_pretraining_data", *flags, "--output_dir",
                    tmp_path / "dask", "--runner", "DaskRunner", "--dask_client_address", address)
         run_module("pipeline.create_pretraining_data", *flags, "--output_dir",
@@ -583,7 +591,9 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
     stats = json.loads((tmp_path / "dask" / "stats.json").read_text())
     assert stats == {**json.loads((tmp_path / "direct" / "stats.json").read_text()),
                      "seconds": stats["seconds"]}
-    assert stats["work_items"] == 4 and stats["train_instances"] > 0 < stats["eval_instances"]
+    assert stats["work_items"] == 5 and stats["train_instances"] > 0 < stats["eval_instances"]
+    # the copies file: its first document is a copy of docs.jsonl's first, so all four go
+    assert stats["removed_by_file"][str(copies)]["exact_duplicate"] == 3
     # The job was the scheduler's client (its tasks ran on the cluster's workers).
     assert "Receive client connection" in (tmp_path / "scheduler.log").read_text()
 
