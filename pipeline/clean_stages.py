@@ -125,7 +125,8 @@ class FingerprintFn(beam.DoFn):
                                    ).encode("utf-8") + b"\n")
             if c.dedup == "none":
                 continue
-            text_words = words("\n".join(doc.units))
+            unit_words = [words(unit) for unit in doc.units]
+            text_words = [w for line in unit_words for w in line]
             if not text_words:  # nothing to compare (the instance stage skips it as empty)
                 continue
             add(EXACT + digest(text_words), key)
@@ -133,11 +134,11 @@ class FingerprintFn(beam.DoFn):
             if self.fingerprinter:
                 signature = self.fingerprinter.signature(text_words)
                 mini = sketch(signature)
-                for band, band_digest in self.fingerprinter.bands(signature):
-                    add(BAND + band.to_bytes(2, "little") + band_digest, key, mini)
+                for band_key in self.fingerprinter.bands(signature):
+                    add(BAND + band_key, key, mini)
                 pending += c.dedup_bands
             if c.dedup_line_min_words:
-                for line in line_digests(doc.units, c.dedup_line_min_words):
+                for line in line_digests(unit_words, c.dedup_line_min_words):
                     add(LINE_KEY + line, key)
                     pending += 1
             if pending >= self.flush_records:
