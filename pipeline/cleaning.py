@@ -78,18 +78,20 @@ class CleaningConfig:
         return 1.0 - (1.0 - jaccard ** self.rows) ** self.dedup_bands
 
     def describe(self) -> str:
+        """One line: what cleaning does with these settings."""
         parts = []
         if self.dedup == "exact":
-            parts.append("exact duplicates removed")
+            parts.append("dedup exact")
         elif self.dedup == "near":
             parts.append(
-                f"exact and near duplicates removed (word {self.dedup_ngram_size}-gram Jaccard "
-                f">= {self.dedup_threshold}, MinHash {self.dedup_num_perm}, LSH "
+                f"dedup near (word {self.dedup_ngram_size}-gram Jaccard >= "
+                f"{self.dedup_threshold}, MinHash {self.dedup_num_perm}, LSH "
                 f"{self.dedup_bands} bands x {self.rows} rows)")
         if self.dedup != "none" and self.dedup_line_min_words:
-            parts.append(f"lines of {self.dedup_line_min_words}+ words kept once")
+            parts.append(f"lines of {self.dedup_line_min_words}+ words kept in their first "
+                         "document only")
         if self.quality_filter:
-            parts.append("quality filters on")
+            parts.append("quality rules on")
         return "; ".join(parts) or "none"
 
 
