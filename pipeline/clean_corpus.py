@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import posixpath
+import sys
 import time
 import traceback
 from typing import List, Optional, Sequence
@@ -36,10 +37,11 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipeline import beam_stages, clean_stages, cleaning, objects  # noqa: E402
 from pipeline.cleaning import CleaningConfig  # noqa: E402
+from pipeline.interrupts import EXIT_INTERRUPTED  # noqa: E402
 from pipeline.console import LOG_FILE, PROGRESS_DIR, JobConsole, ProgressPrinter  # noqa: E402
-from pipeline.inputs import UsageError, match_inputs, plan_work  # noqa: E402
+from pipeline import inputs  # noqa: E402
+from pipeline.inputs import UsageError, check_output_dir, match_inputs, plan_work  # noqa: E402
 from pipeline.pretraining_data import failure_line  # noqa: E402
-from pipeline.readers import FORMATS  # noqa: E402
 from pipeline.runners import (check_beam_args, close_dask_client, dask_partitions,  # noqa: E402
                               default_beam_args)
 from tfrecords.cli import fail, flags_parser  # noqa: E402
@@ -81,13 +83,7 @@ def run(config: CleanCorpusConfig, beam_args: Optional[List[str]] = None,
 def _run_locked(config, beam_args, output_dir, files, verbose) -> dict:
     staging = output_dir + ".staging"
     complete = FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))
-    if complete and not config.overwrite:
-        raise UsageError(f"{output_dir} already holds a cleaned corpus; pass --overwrite to "
-                         "replace it")
-    if not complete and "://" not in output_dir and os.path.isdir(output_dir) and \
-            os.listdir(output_dir):
-        raise UsageError(f"{output_dir} exists and is not a cleaned corpus (no "
-                         f"{COMPLETED_FILE}); remove it or choose another --output_dir")
+    check_output_dir(output_dir, complete, config.overwrite, "cleaned corpus")
     objects.delete_tree(staging)
     FileSystems.mkdirs(staging)
     items = plan_work(files, config.input_split_mb, config.books_per_item)
@@ -178,12 +174,7 @@ def _summary(grouped) -> dict:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("input_file", None,
-                  "Comma-separated input files or globs; FORMAT:pattern sets one pattern's "
-                  "format (e.g. wikipedia:dump.xml.bz2,books:plays/*.txt).")
-flags.DEFINE_enum("input_format", "sentences", list(FORMATS),
-                  "How input files without a FORMAT: prefix are laid out.")
-flags.DEFINE_string("text_field", "text", "JSONL field holding a document's text.")
+inputs.define_flags(flags)
 flags.DEFINE_string("output_dir", None, "The directory to write the cleaned JSONL to.")
 flags.DEFINE_integer("input_split_mb", 1,
                      "Uncompressed sentences/JSONL files are read in ranges of this many MB, "
@@ -210,6 +201,10 @@ def main(argv):
         run(config, default_beam_args(argv[1:]), verbose=FLAGS.verbose)
     except UsageError as e:
         fail("clean_corpus", e)
+    except KeyboardInterrupt:
+        print(f"stopped: interrupted before the job finished; nothing was written to "
+              f"{config.output_dir} (rerun the same command to start over)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

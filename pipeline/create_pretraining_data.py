@@ -34,11 +34,10 @@ logging.getLogger().addHandler(logging.NullHandler())
 
 from absl import app, flags  # noqa: E402
 
-from pipeline import cleaning  # noqa: E402
+from pipeline import cleaning, inputs  # noqa: E402
 from pipeline.interrupts import EXIT_INTERRUPTED, JobStopped  # noqa: E402
 from pipeline.inputs import UsageError  # noqa: E402
 from pipeline.pretraining_data import PretrainingDataConfig, run  # noqa: E402
-from pipeline.readers import FORMATS  # noqa: E402
 from pipeline.runners import check_beam_args, default_beam_args  # noqa: E402
 from tfrecords.cli import fail, flags_parser  # noqa: E402
 from tfrecords.features import MAX_SEQ_LENGTH  # noqa: E402
@@ -46,12 +45,7 @@ from tfrecords.generation import (DEFAULT_MASKED_LM_PROB,  # noqa: E402
                                   DEFAULT_MAX_PREDICTIONS_PER_SEQ, DEFAULT_MAX_SEQ_LENGTH)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("input_file", None,
-                  "Comma-separated input files or globs; FORMAT:pattern sets one pattern's "
-                  "format (e.g. wikipedia:dump.xml.bz2,books:plays/*.txt).")
-flags.DEFINE_enum("input_format", "sentences", list(FORMATS),
-                  "How input files without a FORMAT: prefix are laid out.")
-flags.DEFINE_string("text_field", "text", "JSONL field holding a document's text.")
+inputs.define_flags(flags)
 flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt (BERT layout).")
 flags.DEFINE_string("output_dir", None, "The dataset directory to write.")
 flags.DEFINE_bool("do_lower_case", True, "Lower-case (and strip accents) for uncased vocabularies.")

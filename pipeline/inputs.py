@@ -15,6 +15,28 @@ class UsageError(Exception):
     """A flag or input a user can fix; printed as one line."""
 
 
+def define_flags(flags) -> None:
+    """--input_file, --input_format, --text_field (the data job and clean_corpus)."""
+    flags.DEFINE_list("input_file", None,
+                      "Comma-separated input files or globs; FORMAT:pattern sets one pattern's "
+                      "format (e.g. wikipedia:dump.xml.bz2,books:plays/*.txt).")
+    flags.DEFINE_enum("input_format", "sentences", list(readers.FORMATS),
+                      "How input files without a FORMAT: prefix are laid out.")
+    flags.DEFINE_string("text_field", "text", "JSONL field holding a document's text.")
+
+
+def check_output_dir(output_dir: str, complete: bool, overwrite: bool, what: str) -> None:
+    """Refuses to replace a complete `what` without --overwrite, and a directory that is not
+    one at all (replacing it would delete it: it may be anything the flag was pointed at)."""
+    if complete and not overwrite:
+        raise UsageError(f"{output_dir} already holds a complete {what}; pass --overwrite "
+                         "to replace it")
+    if not complete and "://" not in output_dir and os.path.isdir(output_dir) and \
+            os.listdir(output_dir):
+        raise UsageError(f"{output_dir} exists and is not a {what} directory (no COMPLETED); "
+                         "remove it or choose another --output_dir")
+
+
 def parse_input(pattern: str, default_format: str) -> Tuple[str, str]:
     """"FORMAT:pattern" -> (format, pattern); a bare pattern takes default_format.
 

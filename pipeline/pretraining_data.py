@@ -24,7 +24,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipeline import beam_stages, clean_stages, objects
 from pipeline.cleaning import CleaningConfig
 from pipeline.console import LOG_FILE, PROGRESS_DIR, JobConsole, ProgressPrinter
-from pipeline.inputs import UsageError, match_inputs, plan_work
+from pipeline.inputs import UsageError, check_output_dir, match_inputs, plan_work
 from pipeline.instances import InstanceConfig
 from pipeline.interrupts import Interrupted, JobStopped, StopSignals, stop_child_processes
 from pipeline.masking import MaskingConfig
@@ -238,14 +238,7 @@ def _run_locked(config, beam_args, output_dir, files, spec, verbose=True,
         objects.move_tree(replaced, output_dir)
     objects.delete_tree(replaced)
     complete = FileSystems.exists(posixpath.join(output_dir, COMPLETED_FILE))
-    if complete and not config.overwrite:
-        raise UsageError(f"{output_dir} already holds a complete dataset; pass --overwrite "
-                         "to replace it")
-    if not complete and "://" not in output_dir and os.path.isdir(output_dir) and \
-            os.listdir(output_dir):
-        # Replacing it would delete it: it may be anything the flag was pointed at.
-        raise UsageError(f"{output_dir} exists and is not a dataset directory (no "
-                         f"{COMPLETED_FILE}); remove it or choose another --output_dir")
+    check_output_dir(output_dir, complete, config.overwrite, "dataset")
     objects.delete_tree(staging)
     FileSystems.mkdirs(staging)
     items = plan_work(files, config.input_split_mb, config.books_per_item)

@@ -201,7 +201,7 @@ def test_clean_corpus_writes_jsonl_samples_and_counts(tmp_path):
     again = run_module("pipeline.clean_corpus", "--input_file", f"jsonl:{path}", "--output_dir",
                        out, check=False)
     assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
-        f"clean_corpus: {out} already holds a cleaned corpus; pass --overwrite to replace it")
+        f"clean_corpus: {out} already holds a complete cleaned corpus; pass --overwrite to replace it")
     bad = run_module("pipeline.clean_corpus", "--input_file", f"jsonl:{path}", "--output_dir",
                      tmp_path / "x", "--dedup_bands", "7", check=False)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == (

@@ -590,7 +590,7 @@ def test_dask_cluster_writes_the_same_bytes_as_the_direct_runner(tmp_path):
     assert dask_shards == direct_shards and len(dask_shards) == 4  # 3 train + 1 eval
     stats = json.loads((tmp_path / "dask" / "stats.json").read_text())
     assert stats == {**json.loads((tmp_path / "direct" / "stats.json").read_text()),
-                     "seconds": stats["seconds"]}
+                     "seconds": stats["seconds"], "cleaning_seconds": stats["cleaning_seconds"]}
     assert stats["work_items"] == 5 and stats["train_instances"] > 0 < stats["eval_instances"]
     # the copies file: its first document is a copy of docs.jsonl's first, so all four go
     assert stats["removed_by_file"][str(copies)]["exact_duplicate"] == 3
