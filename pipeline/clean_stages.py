@@ -42,13 +42,15 @@ import uuid
 from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.beam_stages import (NAMESPACE, SAMPLE, STATS, SkipCounter, read_item, sum_stats,
                                   unit_hash)
 from pipeline.readers import Document
 from pipeline.cleaning import (CleaningConfig, Fingerprinter, digest, document_text,
-                               estimated_jaccard, line_digests, quality_failure, sketch, words)
+                               estimated_jaccard, line_digests, quality_failure, sketch,
+                               words)
 from pipeline import objects
 from pipeline.console import ProgressFile, ProgressPrinter
 from pipeline.runners import close_dask_client
@@ -67,17 +69,17 @@ class FingerprintFn(beam.DoFn):
     """A work item -> its cache file, its group records in partition files, (STATS, counts).
 
     Quality rules run first: a document that breaks one is counted and never
-    fingerprinted, so it cannot be the member a duplicate cluster keeps. Group
-    records ((group key, doc key, sketch)) go to `partitions` files by their key,
-    written every `flush_records` records, so that memory holds a bounded part of
-    even a single huge input file.
+    fingerprinted, so it cannot be the member a duplicate cluster keeps. The group
+    records are numpy arrays (keys, document keys, sketches) cut by partition, written
+    every `flush_documents` documents, so that memory holds a bounded part of even a
+    single huge input file.
     """
 
     def __init__(self, config: CleaningConfig, text_field: str, work: str, partitions: int,
-                 flush_records: int = 200_000):
+                 flush_documents: int = 20_000):
         self.config, self.text_field = config, text_field
         self.work, self.owner = work, uuid.uuid4().hex[:12]
-        self.partitions, self.flush_records = partitions, flush_records
+        self.partitions, self.flush_documents = partitions, flush_documents
 
     def setup(self):
         self.fingerprinter = Fingerprinter(self.config) if self.config.dedup == "near" else None
@@ -95,23 +97,12 @@ class FingerprintFn(beam.DoFn):
         yield STATS, stats
         yield STATS, skip.stats()
 
-    def _flush(self, item, buffers, chunk):
-        for partition, records in enumerate(buffers):
-            if records:
-                write_records(partition_file(self.work, partition, item, chunk), records)
-                records.clear()
-
     def _process(self, item, skip, cache) -> dict:
         c = self.config
         stats = collections.Counter()
         by_file = collections.defaultdict(collections.Counter)
-        buffers: List[list] = [[] for _ in range(self.partitions)]
-        pending, chunk = 0, 0
-
-        def add(group: bytes, key: str, mini: bytes = b""):
-            buffers[int.from_bytes(group[-4:], "little") % self.partitions].append(
-                (group, key, mini))
-
+        chunk = Chunk()
+        number = 0
         for path, doc, key, _ in read_item(item, self.text_field, skip, self.progress):
             stats["cleaning_documents_read"] += 1
             if c.quality_filter:
@@ -129,25 +120,73 @@ class FingerprintFn(beam.DoFn):
             text_words = [w for line in unit_words for w in line]
             if not text_words:  # nothing to compare (the instance stage skips it as empty)
                 continue
-            add(EXACT + digest(text_words), key)
-            pending += 1
-            if self.fingerprinter:
-                signature = self.fingerprinter.signature(text_words)
-                mini = sketch(signature)
-                for band_key in self.fingerprinter.bands(signature):
-                    add(BAND + band_key, key, mini)
-                pending += c.dedup_bands
-            if c.dedup_line_min_words:
-                for line in line_digests(unit_words, c.dedup_line_min_words):
-                    add(LINE_KEY + line, key)
-                    pending += 1
-            if pending >= self.flush_records:
-                self._flush(item, buffers, chunk)
-                pending, chunk = 0, chunk + 1
-        self._flush(item, buffers, chunk)
+            chunk.add(key, digest(text_words),
+                      self.fingerprinter.signature(text_words) if self.fingerprinter else None,
+                      line_digests(unit_words, c.dedup_line_min_words)
+                      if c.dedup_line_min_words else ())
+            if len(chunk.keys) >= self.flush_documents:
+                chunk.write(self.work, item, number, self.partitions, c)
+                chunk, number = Chunk(), number + 1
+        chunk.write(self.work, item, number, self.partitions, c)
         if by_file:
             stats["removed_by_file"] = {path: dict(n) for path, n in by_file.items()}
         return dict(stats)
+
+
+class Chunk:
+    """Some documents' group records, gathered per document and cut by partition as arrays.
+
+    Keys: exact, the 16-byte word digest as two uint64; band, the band's index and its
+    rows' values (uint32); line, the 8-byte paragraph digest as a uint64. A key's
+    partition is one of its uniform parts modulo the number of partitions.
+    """
+
+    def __init__(self):
+        self.keys: List[str] = []
+        self.exact: List[bytes] = []
+        self.signatures: List[np.ndarray] = []
+        self.line_docs: List[int] = []
+        self.line_digests: List[bytes] = []
+
+    def add(self, key: str, exact: bytes, signature, lines) -> None:
+        index = len(self.keys)
+        self.keys.append(key)
+        self.exact.append(exact)
+        if signature is not None:
+            self.signatures.append(signature)
+        for line in lines:
+            self.line_docs.append(index)
+            self.line_digests.append(line)
+
+    def write(self, work: str, item, number: int, partitions: int,
+              config: CleaningConfig) -> None:
+        if not self.keys:
+            return
+        keys = np.array(self.keys)
+        parts = collections.defaultdict(dict)
+
+        def cut(kind, group_keys, rows, part_of, sketches=None):
+            for p in np.unique(part_of).tolist():
+                mask = part_of == p
+                parts[p][kind] = (group_keys[mask], keys[rows[mask]],
+                                  None if sketches is None else sketches[rows[mask]])
+
+        exact = np.frombuffer(b"".join(self.exact), dtype="<u8").reshape(-1, 2)
+        cut(EXACT, exact, np.arange(len(keys)), exact[:, 1] % partitions)
+        if self.signatures:
+            signatures = np.stack(self.signatures)
+            sketches = sketch(signatures)
+            r, n = config.rows, len(keys)
+            bands = np.concatenate([
+                np.column_stack([np.full(n, b, np.uint32), signatures[:, b * r:(b + 1) * r]])
+                for b in range(config.dedup_bands)])
+            rows = np.tile(np.arange(n), config.dedup_bands)
+            cut(BAND, bands, rows, bands[:, -1] % partitions, sketches)
+        if self.line_digests:
+            lines = np.frombuffer(b"".join(self.line_digests), dtype="<u8")
+            cut(LINE_KEY, lines, np.array(self.line_docs), lines % partitions)
+        for p, arrays in parts.items():
+            write_records(partition_file(work, p, item, number), arrays)
 
 
 def partition_file(work: str, partition: int, item, chunk: int) -> str:
@@ -156,14 +195,14 @@ def partition_file(work: str, partition: int, item, chunk: int) -> str:
                           f"{file_index:06d}-{start:012d}-{chunk:05d}.pkl")
 
 
-def write_records(path: str, records: list) -> None:
+def write_records(path: str, records) -> None:
     with FileSystems.create(path, mime_type="application/octet-stream",
                             compression_type="uncompressed") as f:
         f.write(pickle.dumps(records, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-def resolve(group: bytes, members: list, threshold: float):
-    """(group key, [(doc key, sketch)...]) -> (EDGE, (doc, kept-side doc, reason)) ... or
+def resolve(kind: bytes, members: list, threshold: float, line: str = ""):
+    """A group of 2+ records -> (EDGE, (doc, kept-side doc, reason)) ... or
     (LINE, (line digest, first doc, documents)).
 
     Exact groups: every member is a copy of the first. Band groups: candidates,
@@ -175,9 +214,8 @@ def resolve(group: bytes, members: list, threshold: float):
     members = sorted(set(members))
     if len(members) < 2:
         return
-    kind = group[:1]
     if kind == LINE_KEY:
-        yield LINE, (group[1:].hex(), members[0][0], len(members))
+        yield LINE, (line, members[0][0], len(members))
     elif kind == EXACT:
         first = members[0][0]
         for key, _ in members[1:]:
@@ -195,12 +233,27 @@ def resolve(group: bytes, members: list, threshold: float):
                 yield EDGE, (other[0], matched[0][0], "near")
 
 
+def repeated_groups(group_keys: np.ndarray) -> List[np.ndarray]:
+    """The row numbers of each key that occurs twice or more (numpy sorts; Python
+    touches only the repeated keys, a small part of a corpus's)."""
+    if not len(group_keys):
+        return []
+    axis = 0 if group_keys.ndim > 1 else None
+    _, inverse, counts = np.unique(group_keys, axis=axis, return_inverse=True,
+                                   return_counts=True)
+    inverse = inverse.reshape(-1)
+    rows = np.nonzero(counts[inverse] > 1)[0]
+    if not len(rows):
+        return []
+    rows = rows[np.argsort(inverse[rows], kind="stable")]
+    return np.split(rows, np.nonzero(np.diff(inverse[rows]))[0] + 1)
+
+
 class ResolvePartitionFn(beam.DoFn):
     """A partition number -> the EDGE and LINE elements of its groups.
 
-    Reads the partition's files (what every work item wrote for it), groups the
-    records by key in memory (about 1/partitions of the corpus's records) and
-    resolves each group of two or more.
+    Reads the partition's files (what every work item wrote for it) and resolves each
+    key that two or more records share; it holds about 1/partitions of the records.
     """
 
     def __init__(self, work: str, threshold: float):
@@ -209,14 +262,21 @@ class ResolvePartitionFn(beam.DoFn):
     def process(self, partition):
         pattern = posixpath.join(self.work, "groups", f"p{partition:05d}", "*.pkl")
         paths = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-        groups = collections.defaultdict(list)
+        loaded = collections.defaultdict(list)
         for path in paths:
             with FileSystems.open(path, compression_type="uncompressed") as f:
-                for group, key, mini in pickle.loads(f.read()):
-                    groups[group].append((key, mini))
-        for group, members in groups.items():
-            if len(members) > 1:
-                yield from resolve(group, members, self.threshold)
+                for kind, arrays in pickle.loads(f.read()).items():
+                    loaded[kind].append(arrays)
+        for kind, parts in sorted(loaded.items()):
+            group_keys = np.concatenate([a[0] for a in parts])
+            docs = np.concatenate([a[1] for a in parts])
+            sketches = np.concatenate([a[2] for a in parts]) if kind == BAND else None
+            for rows in repeated_groups(group_keys):
+                members = [(str(docs[i]), sketches[i].tobytes() if kind == BAND else b"")
+                           for i in rows.tolist()]
+                line = (int(group_keys[rows[0]]).to_bytes(8, "little").hex()
+                        if kind == LINE_KEY else "")
+                yield from resolve(kind, members, self.threshold, line)
 
 
 def _partitions_after_all(grouped, partitions: int):

@@ -229,7 +229,8 @@ def shingle_hashes(text_words: Sequence[str], n: int) -> np.ndarray:
 
 
 class Fingerprinter:
-    """MinHash signatures (datasketch's MinHash, its "affine32" scheme) and LSH band keys.
+    """MinHash signatures (datasketch's MinHash, its "affine32" scheme); clean_stages.Chunk
+    cuts them into LSH bands.
 
     The permutations are drawn once from a fixed seed, so every worker computes the
     same signature for the same text. datasketch hashes each value it is given with
@@ -251,18 +252,11 @@ class Fingerprinter:
         m.update_batch(shingle_hashes(text_words, self.config.dedup_ngram_size).tolist())
         return np.array(m.hashvalues, dtype=np.uint32)
 
-    def bands(self, signature: np.ndarray) -> List[bytes]:
-        """Each band's key: its index (2 bytes), then its rows' values as they are
-        (4 x rows bytes; no hashing needed). Documents sharing one are candidates."""
-        raw, width = signature.astype("<u4").tobytes(), 4 * self.config.rows
-        return [band.to_bytes(2, "little") + raw[band * width:(band + 1) * width]
-                for band in range(self.config.dedup_bands)]
 
-
-def sketch(signature: np.ndarray) -> bytes:
-    """The signature's lowest 8 bits (b-bit MinHash, Li and Koenig 2010): what a band
-    record carries to verify its candidates, a quarter of the signature's size."""
-    return (signature & 0xFF).astype(np.uint8).tobytes()
+def sketch(signatures: np.ndarray) -> np.ndarray:
+    """The signatures' lowest 8 bits (b-bit MinHash, Li and Koenig 2010), any shape: what
+    a band record carries to verify its candidates, a quarter of the signature's size."""
+    return (signatures & 0xFF).astype(np.uint8)
 
 
 def estimated_jaccard(a: bytes, b: bytes) -> float:
