@@ -175,7 +175,9 @@ class ReadRangeFn(beam.DoFn):
     A work item is a list of (file index, path, start, end, format) ranges,
     read in order. Documents are dealt into buckets (BucketWindow) per split
     as they are read, so the raw text never passes through the runner's
-    shuffle.
+    shuffle. With a cleaner (pipeline/clean_stages.py), the item's documents come
+    from cleaning's cache, duplicates and repeated lines taken out, before the split
+    is drawn: the eval split holds kept documents only.
     """
 
     def __init__(self, text_field: str, seed: int, eval_fraction: float,

@@ -13,7 +13,7 @@ any document is bucketed, which documents and repeated lines to drop:
   whatever the banding);
 - repeated lines: a paragraph (a sentence, for presplit corpora) of at least
   `line_min_words` words that occurs in several documents is kept in the first
-  one only (boilerplate, and a lead section that is also inside its article);
+  one only (boilerplate, a paragraph copied from another document);
 - quality rules (Gopher / C4 style), each counted by name.
 
 Everything here is a pure function of one document, so any worker computes
@@ -72,10 +72,6 @@ class CleaningConfig:
             return (f"--min_mean_word_length ({self.min_mean_word_length}) is above "
                     f"--max_mean_word_length ({self.max_mean_word_length})")
         return None
-
-    def candidate_probability(self, jaccard: float) -> float:
-        """The chance that LSH banding makes a pair of this similarity a candidate."""
-        return 1.0 - (1.0 - jaccard ** self.rows) ** self.dedup_bands
 
     def describe(self) -> str:
         """One line: what cleaning does with these settings."""
