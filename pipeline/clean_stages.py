@@ -1,8 +1,8 @@
 """The cleaning job's Beam stages: what to drop is decided before anything is bucketed.
 
     pass 1: work items ─Fingerprint─▶ document cache + group records in partition files
-            ─(after every item)─▶ partitions ─Resolve─▶ edges, lines ─Decide─▶ decision.json
-    pass 2: work items ─ReadRangeFn / WriteJsonlFn, a Cleaner applying decision.json─▶ ...
+            ─(after every item)─▶ partitions ─Resolve─▶ edges, lines ─Decide─▶ decision file
+    pass 2: work items ─ReadRangeFn / WriteJsonlFn, a Cleaner applying the decision─▶ ...
 
 Pass 1 reads every document once. It writes the parsed documents that pass the
 quality rules to a cache (one file per work item; pass 2 reads that instead of
@@ -56,7 +56,6 @@ from pipeline.console import ProgressFile, ProgressPrinter
 from pipeline.runners import close_dask_client
 
 EDGE, LINE, WRITTEN = "edge", "line", "written"
-DECISION_FILE = "decision.json"
 SAMPLES_FILE = "removed_samples.jsonl"
 EXACT, NEAR, BAND, LINE_KEY = b"x", b"n", b"b", b"l"
 
@@ -416,15 +415,16 @@ def run_decision(options, items, files, config: CleaningConfig, text_field: str,
                  eval_fraction: float, staging: str, console) -> tuple:
     """Pass 1 as a pipeline of its own; returns (decision, its path, seconds).
 
-    The decision is written to <staging>/_cleaning/decision.json, where pass 2's
+    The decision is written to <staging>/_cleaning/decision-<run id>.json, where pass 2's
     workers read it (the caller deletes _cleaning with the rest of the staging files).
     """
     work = posixpath.join(staging, "_cleaning")
     FileSystems.mkdirs(cache_dir(work))
     total_bytes = sum(size for _, size, _ in files)
-    path = posixpath.join(work, DECISION_FILE)
-    progress = ProgressPrinter(console, work, sum(size for _, size, _ in files),
-                               label="cleaning", instances=False)
+    # A name of its own per run: a Dask worker outlives a job and caches decisions by path
+    # (load_decision), and a rerun into the same output directory has the same staging.
+    path = posixpath.join(work, f"decision-{uuid.uuid4().hex[:12]}.json")
+    progress = ProgressPrinter(console, work, total_bytes, label="cleaning", instances=False)
     start = time.time()
     progress.start()
     root = beam.Pipeline(options=options)
